@@ -135,17 +135,32 @@ def capi(tmp_path_factory, capi_include_dir):
     return load_extension("_test_capi", path)
 
 
-@pytest.fixture(scope="session")
-def cy_greenlet(tmp_path_factory, capi_include_dir):
-    """The Cython extension ``_cy_greenlet``: cdef classes subclassing greenlet."""
-    pytest.importorskip("Cython")
-    build_dir = str(tmp_path_factory.mktemp("cy_greenlet"))
-    pyx = os.path.join(build_dir, "_cy_greenlet.pyx")
-    shutil.copyfile(os.path.join(HERE, "_cy_greenlet.pyx"), pyx)
-    c_source = os.path.join(build_dir, "_cy_greenlet.c")
+def build_cython_extension(name, pyx_source, build_dir, include_dir):
+    """Cythonize ``pyx_source`` as module ``name``, compile it, import it; return the module."""
+    pyx = os.path.join(build_dir, name + ".pyx")
+    shutil.copyfile(pyx_source, pyx)
+    c_source = os.path.join(build_dir, name + ".c")
     _run(
         [sys.executable, "-m", "cython", "-3", "-o", c_source, pyx],
-        "cythonizing _cy_greenlet.pyx",
+        "cythonizing " + os.path.basename(pyx_source),
     )
-    path = compile_extension("_cy_greenlet", c_source, build_dir, [capi_include_dir])
-    return load_extension("_cy_greenlet", path)
+    path = compile_extension(name, c_source, build_dir, [include_dir])
+    return load_extension(name, path)
+
+
+@pytest.fixture(scope="session")
+def cython_builder(tmp_path_factory, capi_include_dir):
+    """``build(name, pyx_path) -> module``, for Cython sources compiled against greenlet.h."""
+    pytest.importorskip("Cython")
+
+    def build(name, pyx_source):
+        build_dir = str(tmp_path_factory.mktemp(name))
+        return build_cython_extension(name, pyx_source, build_dir, capi_include_dir)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def cy_greenlet(cython_builder):
+    """The Cython extension ``_cy_greenlet``: cdef classes subclassing greenlet."""
+    return cython_builder("_cy_greenlet", os.path.join(HERE, "_cy_greenlet.pyx"))
