@@ -112,19 +112,33 @@ def _thread_title(snapshot: Snapshot, thread_id: int | None, count: int) -> Text
         info = snapshot.thread(thread_id)
         name = info.name if info is not None and info.name else "thread"
         title.append(f"Thread {name}", style="bold")
-        title.append(f" ({thread_id})", style="dim")
+        title.append(" ")
+        title.append(f"({thread_id})", style="dim")
         if info is not None and not info.alive:
-            title.append(" exited", style="red")
-    title.append(f" · {_plural(count, 'greenlet')}", style="dim")
+            _styled(title, " exited", "red")
+    _styled(title, f" · {_plural(count, 'greenlet')}", "dim")
     return title
 
 
 def _name_text(g: GreenletInfo, short_type: bool = False) -> Text:
-    text = Text.assemble(badge(g.state), "  ", (g.label, "bold"), (f" #{g.id}", "dim"))
+    text = Text.assemble(
+        badge(g.state), "  ", (g.label, "bold"), " ", (f"#{g.id}", "dim")
+    )
     if not g.is_plain_type:
         kind = g.type_name.rpartition(".")[2] if short_type else g.type_name
-        text.append(f" ({kind})", style="magenta")
+        _styled(text, f" ({kind})", "magenta")
     return text
+
+
+def _styled(text: Text, piece: str, style: str) -> None:
+    """Append ``piece``, leaving its leading spaces unstyled.
+
+    Some SVG renderers drop the leading spaces of a styled run, which would
+    glue words together in exported pictures.
+    """
+    body = piece.lstrip(" ")
+    text.append(piece[: len(piece) - len(body)])
+    text.append(body, style=style)
 
 
 def _plural(count: int, word: str) -> str:
@@ -135,10 +149,9 @@ def greenlet_label(g: GreenletInfo, known: set[int], stacks: bool = False) -> Te
     """The tree node text of one greenlet: badge, name, counters, where it is."""
     text = _name_text(g, short_type=True)
     if g.is_current:
-        text.append(" ◀ snapshot taken here", style="bold")
-    text.append(
-        f" · {_plural(g.switches, 'switch')} · {format_ns(g.run_ns)}", style="dim"
-    )
+        _styled(text, " ◀ snapshot taken here", "bold")
+    counters = f" · {_plural(g.switches, 'switch')} · {format_ns(g.run_ns)}"
+    _styled(text, counters, "dim")
     if g.parent_id is not None and g.parent_id not in known:
         text.append(f"\nparent #{g.parent_id} not in snapshot", style="red")
     if g.location is not None and not stacks:
@@ -174,7 +187,7 @@ def tree(snapshot: Snapshot, stacks: bool = False) -> Group:
 def _stack_lines(g: GreenletInfo, indent: str = "") -> Iterator[Text]:
     if not g.stack:
         why = {"unstarted": "not started", "dead": "finished"}.get(g.state, "no frames")
-        yield Text(f"{indent}({why})", style="dim italic")
+        yield Text.assemble(indent, (f"({why})", "dim italic"))
         return
     for frame in g.stack:
         yield Text.assemble(
@@ -297,7 +310,9 @@ class Timeline:
         )
         head.stylize("bold")
         if rec.dropped:
-            head.append(f" · {rec.dropped} dropped, shown from first kept event", "red")
+            _styled(
+                head, f" · {rec.dropped} dropped, shown from first kept event", "red"
+            )
         ids = rec.greenlet_ids()
         if not ids:
             return [head, Text("(no switch events recorded)", style="dim")]
@@ -314,7 +329,7 @@ class Timeline:
         )
         out = [
             head,
-            Text(" " * (name_w + bar_w + 2) + f"{'sw':>6}  run %", style="dim"),
+            Text.assemble(" " * (name_w + bar_w + 6), ("sw  run %", "dim")),
         ]
         for thread_id in thread_order:
             if len(thread_order) > 1:
@@ -325,9 +340,10 @@ class Timeline:
                 line = Text(truncate(rec.label(gid), name_w, f" #{gid}"))
                 line.pad_right(name_w - cell_len(line.plain))
                 line.append(" ")
-                line.append("".join(_shade(f) for f in fractions), style=color)
+                for run_text in _runs("".join(_shade(f) for f in fractions)):
+                    line.append(run_text, style=None if run_text[0] == " " else color)
                 share = 100 * run.get(gid, 0) / span
-                line.append(f" {entries.get(gid, 0):>6} {share:5.1f}%", style="dim")
+                _styled(line, f" {entries.get(gid, 0):>6} {share:5.1f}%", "dim")
                 out.append(line)
         out.extend(_axis(name_w, bar_w, span))
         return out
@@ -345,6 +361,17 @@ def _cell_fractions(
         for i in range(max(first, 0), last + 1):
             fractions[i] += max(0.0, min(end, i + 1) - max(start, i))
     return [min(f, 1.0) for f in fractions]
+
+
+def _runs(bar: str) -> list[str]:
+    """Split a bar into runs of blanks and of marks, so blanks stay unstyled."""
+    runs: list[str] = []
+    for char in bar:
+        if runs and (runs[-1][0] == " ") == (char == " "):
+            runs[-1] += char
+        else:
+            runs.append(char)
+    return runs
 
 
 def _shade(fraction: float) -> str:
@@ -373,9 +400,10 @@ def _axis(name_w: int, bar_w: int, span: int) -> list[Text]:
         labels[start : start + len(label)] = label
         free_from = start + len(label) + 1
     pad = " " * (name_w + 1)
+    # Padding stays unstyled: some SVG viewers drop leading spaces of a styled run.
     return [
-        Text(pad + "".join(ruler), style="dim"),
-        Text(pad + "".join(labels), style="dim"),
+        Text.assemble(pad, ("".join(ruler), "dim")),
+        Text.assemble(pad, ("".join(labels), "dim")),
     ]
 
 
