@@ -265,7 +265,7 @@ def top_table(
         tid = threads.get(g.id)
         thread = snapshot.thread(tid)
         thread_name = thread.name if thread and thread.name else str(tid or "-")
-        cells = [str(g.id), g.label, badge(g.state), thread_name]
+        cells: list[str | Text] = [str(g.id), g.label, badge(g.state), thread_name]
         cells += [str(g.switches), format_ns(g.run_ns)]
         if previous is not None:
             run, switched = delta(g)

@@ -85,7 +85,7 @@ def test_one_named_track_per_greenlet(recording: Recording) -> None:
         for e in phase(trace, "M")
         if e["name"] == "thread_sort_index"
     }
-    assert sorted(sort, key=sort.get) == [2, 3, 4, 11, 12]
+    assert sorted(sort, key=lambda tid: sort[tid]) == [2, 3, 4, 11, 12]
     process = [e for e in phase(trace, "M") if e["name"] == "process_name"]
     assert process[0]["args"]["name"] == "greenlets (pid 4242)"
     assert {e["pid"] for e in trace["traceEvents"]} == {4242}

@@ -140,7 +140,8 @@ def test_tree_helpers(snapshot: Snapshot) -> None:
     assert [g.id for g in snapshot.roots(2002)] == [10]
     assert snapshot.thread_ids() == [1001, 2002, 3003]
     assert snapshot.by_id()[11].name == "bg-task"
-    assert snapshot.thread(3003) is not None and not snapshot.thread(3003).alive
+    gone = snapshot.thread(3003)
+    assert gone is not None and not gone.alive
     assert {k: [g.id for g in v] for k, v in snapshot.children_index().items()} == {
         1: [2, 3, 5],
         2: [4],
@@ -330,3 +331,20 @@ def test_layers_do_not_import_greenlet() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_live_count_survives_inconsistent_streams() -> None:
+    # A finish logged twice (bad data) must not push the count below zero.
+    rec = Recording(
+        0,
+        100,
+        events=[
+            SwitchEvent(10, "start", 1, 2, 1),
+            SwitchEvent(20, "finish", 2, 1, 1),
+            SwitchEvent(30, "finish", 2, 1, 1),
+            SwitchEvent(40, "finish", 2, 1, 1),
+        ],
+    )
+    counts = [n for _, n in rec.live_counts()]
+    assert min(counts) == 0
+    assert counts[0] == 2
