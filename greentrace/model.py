@@ -44,7 +44,15 @@ class FrameInfo:
 
 @dataclass(slots=True)
 class GreenletInfo:
-    """Everything observed about one greenlet at snapshot time."""
+    """Everything observed about one greenlet at snapshot time.
+
+    ``type_name`` is ``module.qualname`` of its class, ``run_name`` the
+    qualified name of its ``run`` callable.  ``thread_id`` is None while
+    unstarted (``Snapshot.thread_of`` then follows the parents).
+    ``is_current`` marks the greenlet that took the snapshot.  ``stack`` and
+    ``spawn_site`` are innermost first; ``location`` is the innermost frame
+    (``stack[0]`` when a stack was captured).
+    """
 
     id: int
     state: str
@@ -91,7 +99,11 @@ class ThreadInfo:
 
 @dataclass(slots=True)
 class Snapshot:
-    """All greenlets of one process at one moment, with their threads."""
+    """All greenlets of one process at one moment, with their threads.
+
+    ``taken_at`` is wall-clock time (``time.time()``), ``monotonic_ns`` the
+    same moment on the process's monotonic clock, for rates between snapshots.
+    """
 
     taken_at: float
     monotonic_ns: int
