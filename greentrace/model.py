@@ -271,6 +271,14 @@ class Recording:
     first event (see ``covered_from_ns``).  ``live_at_start`` is the number of
     started, unfinished greenlets (main greenlets included) when recording
     began, if the capturer knew it.
+
+    Running intervals are derived per thread from its events in time order:
+    before a thread's first event, that event's origin ran (since coverage
+    began); after each event its target runs until the next event on the same
+    thread, or until the end.  So a ``kill`` hands the thread to the killed
+    greenlet (it unwinds) until its ``finish`` hands control back, and an event
+    into the greenlet already running does not split its interval.  Threads
+    are independent; intervals of one greenlet never overlap.
     """
 
     start_ns: int
@@ -299,7 +307,7 @@ class Recording:
         return meta.label if meta is not None else "greenlet"
 
     def intervals(self) -> list[RunInterval]:
-        """Running periods of every greenlet, ordered by start time (see module docs)."""
+        """Running periods of every greenlet, ordered by start (rules in the class doc)."""
         result = [
             iv
             for thread_ivs in self._intervals_per_thread().values()
