@@ -643,6 +643,24 @@ def test_set_parent_errors_match_the_setter(capi):
     assert g1.parent is g2
 
 
+def test_set_parent_errors_equal_the_setter_errors(capi):
+    g1 = capi.new(capi.NULL, capi.NULL)
+    g2 = capi.new(capi.NULL, g1)
+    main = greenlet.getcurrent()
+    for target, value in [(g1, g2), (g1, g1), (g1, None), (g1, "x"), (main, g1)]:
+        with pytest.raises(Exception) as via_setter:
+            target.parent = value
+        with pytest.raises(Exception) as via_c:
+            capi.set_parent(target, value)
+        assert type(via_c.value) is type(via_setter.value)
+        assert str(via_c.value) == str(via_setter.value)
+    with pytest.raises(AttributeError) as via_setter:
+        del g1.parent
+    with pytest.raises(AttributeError) as via_c:
+        capi.set_parent(g1, capi.NULL)
+    assert str(via_c.value) == str(via_setter.value)
+
+
 def test_set_parent_to_another_thread_once_started(capi):
     g = _suspended(capi)
     with main_greenlet_of_a_live_thread() as other_main:
