@@ -8,7 +8,8 @@
 #   2. copy the work tree (minus build products) to .venvs/py3.X/src, so
 #      every build starts clean and nothing is written into the checkout;
 #   3. pip install that copy with the [test] extra: a real, non-editable
-#      install, built through the pyproject build backend;
+#      install, built through the pyproject build backend; then the client
+#      libraries of tests/clients/requirements.txt, without dependencies;
 #   4. run pytest on tests/ from the empty directory .venvs/py3.X/run, so the
 #      checkout's greenlet/ folder (which has no compiled extension) can never
 #      shadow the installed package, in this process or in subprocesses.
@@ -100,7 +101,11 @@ for v in $VERSIONS; do
     # 3. Install it, with the test dependencies.
     pip_log=$base/pip.log
     # (pip always rebuilds and reinstalls a project given as a directory.)
-    if ! "$venv/bin/python" -m pip install "$src[test]" >"$pip_log" 2>&1; then
+    # Client libraries (gevent, ...) for tests/clients: --no-deps, so they
+    # never replace the greenlet under test (see tests/clients/README.md).
+    clients=$src/tests/clients/requirements.txt
+    if ! "$venv/bin/python" -m pip install "$src[test]" >"$pip_log" 2>&1 \
+       || { [ -f "$clients" ] && ! "$venv/bin/python" -m pip install --no-deps -r "$clients" >>"$pip_log" 2>&1; }; then
         tail -n 80 "$pip_log"
         log "Python $v: BUILD/INSTALL FAILED (full log: $pip_log)"
         STATUS[$v]=FAIL DETAIL[$v]="build/install failed ($((SECONDS - t0))s)"
