@@ -1,0 +1,566 @@
+/*
+ * Ids, the registry of live greenlets, counters, spawn sites and switch
+ * logs.  All state here is protected by the GIL.
+ */
+#include "observe.h"
+#include "threads.h"
+#include <string.h>
+#include <time.h>
+
+int observe_active_logs;
+int observe_spawn_depth;
+
+static uint64_t next_id = 1;
+static GreenletImpl *registry_head;
+static GreenletImpl *registry_tail;
+
+/* ------------------------------------------------------------------ */
+/* Clock: the switch path reads the CPU's tick counter; readers convert  */
+/* ticks to nanoseconds of CLOCK_MONOTONIC (time.monotonic_ns()).        */
+
+static uint64_t calib_ticks0;
+static int64_t calib_ns0;
+static double ns_per_tick = 1.0;
+
+int64_t
+observe_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The longer the baseline, the better the ratio: refine it whenever
+   someone reads a converted value. */
+static void
+calibrate(void)
+{
+    uint64_t t = observe_ticks();
+    int64_t n = observe_now_ns();
+    if (n - calib_ns0 > 1000000 && t > calib_ticks0) {
+        ns_per_tick = (double)(n - calib_ns0) / (double)(t - calib_ticks0);
+    }
+}
+
+static void
+calibrate_initial(void)
+{
+    calib_ticks0 = observe_ticks();
+    calib_ns0 = observe_now_ns();
+    /* A short first measurement so values read right after import are
+       usable; later reads refine it. */
+    int64_t end = calib_ns0 + 200000;
+    int64_t n;
+    uint64_t t;
+    do {
+        t = observe_ticks();
+        n = observe_now_ns();
+    } while (n < end);
+    if (t > calib_ticks0) {
+        ns_per_tick = (double)(n - calib_ns0) / (double)(t - calib_ticks0);
+    }
+}
+
+static inline int64_t
+ticks_to_monotonic_ns(uint64_t t)
+{
+    return calib_ns0 + (int64_t)((double)(int64_t)(t - calib_ticks0) * ns_per_tick);
+}
+
+PyObject *
+observe_run_ns(GreenletImpl *g)
+{
+    calibrate();
+    uint64_t ticks = g->run_ticks;
+    ThreadRec *rec = greenlet_thread_of(g);
+    if (rec != NULL && rec->current == g->self) {
+        ticks += observe_ticks() - g->slice_start;   /* the live slice */
+    }
+    return PyLong_FromUnsignedLongLong((unsigned long long)((double)ticks * ns_per_tick));
+}
+
+void
+observe_thread_exit(ThreadRec *rec)
+{
+    GreenletImpl *cur = rec->current->pimpl;
+    cur->run_ticks += observe_ticks() - cur->slice_start;
+    cur->slice_start = observe_ticks();
+}
+
+/* ------------------------------------------------------------------ */
+/* Registry                                                             */
+
+void
+observe_register(GreenletImpl *g)
+{
+    g->id = next_id++;
+    g->slice_start = observe_ticks();
+    g->reg_prev = registry_tail;
+    g->reg_next = NULL;
+    if (registry_tail) {
+        registry_tail->reg_next = g;
+    }
+    else {
+        registry_head = g;
+    }
+    registry_tail = g;
+}
+
+void
+observe_unregister(GreenletImpl *g)
+{
+    if (g->reg_prev) {
+        g->reg_prev->reg_next = g->reg_next;
+    }
+    else if (registry_head == g) {
+        registry_head = g->reg_next;
+    }
+    if (g->reg_next) {
+        g->reg_next->reg_prev = g->reg_prev;
+    }
+    else if (registry_tail == g) {
+        registry_tail = g->reg_prev;
+    }
+    g->reg_prev = g->reg_next = NULL;
+}
+
+static PyObject *
+all_greenlets(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    Py_ssize_t n = 0;
+    for (GreenletImpl *g = registry_head; g; g = g->reg_next) {
+        n++;
+    }
+    PyObject *list = PyList_New(n);
+    if (list == NULL) {
+        return NULL;
+    }
+    Py_ssize_t i = 0;
+    for (GreenletImpl *g = registry_head; g && i < n; g = g->reg_next) {
+        /* An object in the middle of its deallocation is not offered. */
+        if (Py_REFCNT(g->self) <= 0) {
+            continue;
+        }
+        Py_INCREF(g->self);
+        PyList_SET_ITEM(list, i++, (PyObject *)g->self);
+    }
+    if (i < n && PyList_SetSlice(list, i, n, NULL) < 0) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    return list;
+}
+
+/* ------------------------------------------------------------------ */
+/* Spawn sites                                                          */
+
+struct SpawnSite {
+    int count;
+    int *offsets;
+    PyObject *codes[1];
+};
+
+int
+observe_capture_spawn(GreenletImpl *g)
+{
+    int depth = observe_spawn_depth;
+    SpawnSite *site = (SpawnSite *)PyMem_Malloc(
+        sizeof(SpawnSite) + (size_t)depth * (sizeof(PyObject *) + sizeof(int)));
+    if (site == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    site->offsets = (int *)(&site->codes[depth]);
+    PyThreadState *ts = PyThreadState_Get();
+    site->count = pystate_capture_stack(ts, depth, site->codes, site->offsets);
+    if (site->count == 0) {
+        PyMem_Free(site);
+        return 0;
+    }
+    g->spawn = site;
+    return 0;
+}
+
+void
+observe_free_spawn(GreenletImpl *g)
+{
+    SpawnSite *site = g->spawn;
+    if (site == NULL) {
+        return;
+    }
+    g->spawn = NULL;
+    for (int i = 0; i < site->count; i++) {
+        Py_DECREF(site->codes[i]);
+    }
+    PyMem_Free(site);
+}
+
+static PyObject *
+code_function_name(PyObject *code)
+{
+    PyObject *name = PyObject_GetAttrString(code, "co_qualname");
+    if (name == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        name = PyObject_GetAttrString(code, "co_name");
+    }
+    return name;
+}
+
+PyObject *
+observe_spawn_site(GreenletImpl *g)
+{
+    SpawnSite *site = g->spawn;
+    if (site == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *result = PyTuple_New(site->count);
+    if (result == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < site->count; i++) {
+        PyCodeObject *code = (PyCodeObject *)site->codes[i];
+        PyObject *name = code_function_name((PyObject *)code);
+        if (name == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyObject *item = Py_BuildValue(
+            "(OiN)", code->co_filename, PyCode_Addr2Line(code, site->offsets[i]), name);
+        if (item == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(result, i, item);
+    }
+    return result;
+}
+
+static PyObject *
+set_spawn_tracking(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    long depth = PyLong_AsLong(arg);
+    if (depth == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (depth < 0) {
+        PyErr_SetString(PyExc_ValueError, "spawn tracking depth must be >= 0");
+        return NULL;
+    }
+    if (depth > 1000) {
+        PyErr_SetString(PyExc_ValueError, "spawn tracking depth must be <= 1000");
+        return NULL;
+    }
+    observe_spawn_depth = (int)depth;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+get_spawn_tracking(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyLong_FromLong(observe_spawn_depth);
+}
+
+/* ------------------------------------------------------------------ */
+/* Switch logs                                                          */
+
+typedef struct {
+    uint64_t ticks;
+    uint64_t origin;
+    uint64_t target;
+    unsigned long thread;
+    int kind;
+} LogEvent;
+
+typedef struct {
+    PyObject_HEAD
+    LogEvent *ring;
+    Py_ssize_t capacity;
+    Py_ssize_t head;        /* index of the oldest event */
+    Py_ssize_t count;
+    unsigned long long dropped;
+    int active;
+} SwitchLogObject;
+
+static SwitchLogObject **active_logs;
+static int active_logs_capacity;
+
+static PyObject *kind_names[SWITCH_KIND_COUNT];
+
+void
+observe_log_event(int kind, GreenletImpl *origin, GreenletImpl *target)
+{
+    uint64_t t = observe_ticks();
+    unsigned long thread = target->thread_id;
+    for (int i = 0; i < observe_active_logs; i++) {
+        SwitchLogObject *log = active_logs[i];
+        Py_ssize_t slot;
+        if (log->count == log->capacity) {
+            slot = log->head;
+            log->head = (log->head + 1) % log->capacity;
+            log->dropped++;
+        }
+        else {
+            slot = (log->head + log->count) % log->capacity;
+            log->count++;
+        }
+        LogEvent *e = &log->ring[slot];
+        e->ticks = t;
+        e->origin = origin->id;
+        e->target = target->id;
+        e->thread = thread;
+        e->kind = kind;
+    }
+}
+
+static int
+log_activate(SwitchLogObject *log)
+{
+    if (log->active) {
+        return 0;
+    }
+    if (observe_active_logs == active_logs_capacity) {
+        int cap = active_logs_capacity ? active_logs_capacity * 2 : 4;
+        SwitchLogObject **n = (SwitchLogObject **)PyMem_Realloc(
+            active_logs, (size_t)cap * sizeof(*n));
+        if (n == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        active_logs = n;
+        active_logs_capacity = cap;
+    }
+    active_logs[observe_active_logs++] = log;
+    log->active = 1;
+    calibrate();
+    return 0;
+}
+
+static void
+log_deactivate(SwitchLogObject *log)
+{
+    if (!log->active) {
+        return;
+    }
+    for (int i = 0; i < observe_active_logs; i++) {
+        if (active_logs[i] == log) {
+            memmove(&active_logs[i], &active_logs[i + 1],
+                    (size_t)(observe_active_logs - i - 1) * sizeof(*active_logs));
+            observe_active_logs--;
+            break;
+        }
+    }
+    log->active = 0;
+}
+
+static PyObject *
+switchlog_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"capacity", NULL};
+    Py_ssize_t capacity = 65536;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|n:SwitchLog", kwlist, &capacity)) {
+        return NULL;
+    }
+    if (capacity <= 0) {
+        PyErr_SetString(PyExc_ValueError, "SwitchLog capacity must be > 0");
+        return NULL;
+    }
+    if ((size_t)capacity > PY_SSIZE_T_MAX / sizeof(LogEvent)) {
+        return PyErr_NoMemory();
+    }
+    SwitchLogObject *self = (SwitchLogObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    /* Allocated once: recording never allocates. */
+    self->ring = (LogEvent *)PyMem_Malloc((size_t)capacity * sizeof(LogEvent));
+    if (self->ring == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    self->capacity = capacity;
+    return (PyObject *)self;
+}
+
+static void
+switchlog_dealloc(SwitchLogObject *self)
+{
+    log_deactivate(self);
+    PyMem_Free(self->ring);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+switchlog_start(SwitchLogObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (log_activate(self) < 0) {
+        return NULL;
+    }
+    Py_INCREF(self);
+    return (PyObject *)self;
+}
+
+static PyObject *
+switchlog_stop(SwitchLogObject *self, PyObject *unused)
+{
+    (void)unused;
+    log_deactivate(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+switchlog_exit(SwitchLogObject *self, PyObject *args)
+{
+    (void)args;
+    log_deactivate(self);
+    Py_RETURN_FALSE;
+}
+
+static PyObject *
+switchlog_clear(SwitchLogObject *self, PyObject *unused)
+{
+    (void)unused;
+    self->head = 0;
+    self->count = 0;
+    self->dropped = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+switchlog_events(SwitchLogObject *self, void *closure)
+{
+    (void)closure;
+    calibrate();
+    PyObject *list = PyList_New(self->count);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        LogEvent *e = &self->ring[(self->head + i) % self->capacity];
+        PyObject *item = Py_BuildValue(
+            "(LOKKk)", (long long)ticks_to_monotonic_ns(e->ticks), kind_names[e->kind],
+            (unsigned long long)e->origin, (unsigned long long)e->target, e->thread);
+        if (item == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    return list;
+}
+
+static PyObject *
+switchlog_dropped(SwitchLogObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->dropped);
+}
+
+static PyObject *
+switchlog_capacity(SwitchLogObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSsize_t(self->capacity);
+}
+
+static PyObject *
+switchlog_active(SwitchLogObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->active);
+}
+
+static Py_ssize_t
+switchlog_len(SwitchLogObject *self)
+{
+    return self->count;
+}
+
+static PyObject *
+switchlog_repr(SwitchLogObject *self)
+{
+    return PyUnicode_FromFormat("<greenlet.SwitchLog %s events=%zd capacity=%zd dropped=%llu>",
+                                self->active ? "recording" : "stopped", self->count,
+                                self->capacity, self->dropped);
+}
+
+static PyMethodDef switchlog_methods[] = {
+    {"start", (PyCFunction)switchlog_start, METH_NOARGS,
+     "Start recording (also what entering the with block does); returns the log."},
+    {"stop", (PyCFunction)switchlog_stop, METH_NOARGS, "Stop recording; events stay readable."},
+    {"clear", (PyCFunction)switchlog_clear, METH_NOARGS, "Forget the recorded events."},
+    {"__enter__", (PyCFunction)switchlog_start, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)switchlog_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef switchlog_getset[] = {
+    {"events", (getter)switchlog_events, NULL,
+     "Recorded events, oldest first: (t_ns, kind, origin_id, target_id, thread_id).", NULL},
+    {"dropped", (getter)switchlog_dropped, NULL, "Events lost because the ring was full.", NULL},
+    {"capacity", (getter)switchlog_capacity, NULL, "Size of the ring, in events.", NULL},
+    {"active", (getter)switchlog_active, NULL, "True while recording.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PySequenceMethods switchlog_as_sequence = {
+    .sq_length = (lenfunc)switchlog_len,
+};
+
+static PyTypeObject SwitchLog_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "greenlet.SwitchLog",
+    .tp_basicsize = sizeof(SwitchLogObject),
+    .tp_dealloc = (destructor)switchlog_dealloc,
+    .tp_repr = (reprfunc)switchlog_repr,
+    .tp_as_sequence = &switchlog_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "SwitchLog(capacity=65536)\n\n"
+              "Records every switch, throw, start, finish and kill of every thread\n"
+              "into a ring buffer while active (use it as a context manager).  A full\n"
+              "ring drops its oldest events and counts them in 'dropped'.",
+    .tp_methods = switchlog_methods,
+    .tp_getset = switchlog_getset,
+    .tp_new = switchlog_new,
+};
+
+/* ------------------------------------------------------------------ */
+
+static PyMethodDef observe_functions[] = {
+    {"all_greenlets", all_greenlets, METH_NOARGS,
+     "all_greenlets() -> list\n\nEvery greenlet alive in the process (all threads, every state,\n"
+     "main greenlets included), in creation order."},
+    {"set_spawn_tracking", set_spawn_tracking, METH_O,
+     "set_spawn_tracking(depth)\n\nRecord the innermost 'depth' frames that create each new greenlet\n"
+     "(gr_spawn_site); 0 turns it off."},
+    {"get_spawn_tracking", get_spawn_tracking, METH_NOARGS,
+     "get_spawn_tracking() -> int\n\nThe current spawn tracking depth (0: off)."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+observe_setup(PyObject *module)
+{
+    static const char *names[SWITCH_KIND_COUNT] = {"switch", "throw", "start", "finish", "kill"};
+    for (int i = 0; i < SWITCH_KIND_COUNT; i++) {
+        kind_names[i] = PyUnicode_InternFromString(names[i]);
+        if (kind_names[i] == NULL) {
+            return -1;
+        }
+    }
+    calibrate_initial();
+    if (PyType_Ready(&SwitchLog_Type) < 0) {
+        return -1;
+    }
+    Py_INCREF(&SwitchLog_Type);
+    if (PyModule_AddObject(module, "SwitchLog", (PyObject *)&SwitchLog_Type) < 0) {
+        Py_DECREF(&SwitchLog_Type);
+        return -1;
+    }
+    return PyModule_AddFunctions(module, observe_functions);
+}

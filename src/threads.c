@@ -1,0 +1,184 @@
+/*
+ * Per-thread records and what happens when a thread goes away.
+ *
+ * A record is created the first time a thread touches greenlets.  Its end
+ * is tied to the interpreter's thread state: a small holder object is put
+ * in the thread state's dict, and the interpreter clears that dict when the
+ * thread state is cleared -- with the GIL held, in the exiting thread for a
+ * normal thread exit, or in the finalizing thread for daemon threads.  So
+ * no OS-level thread destructor ever touches Python objects.
+ */
+#include "threads.h"
+#include "observe.h"
+
+_Thread_local ThreadRec *threads_tls;
+
+static Py_ssize_t total_main_greenlets;
+
+typedef struct {
+    PyObject_HEAD
+    ThreadRec *rec;
+} ThreadHolder;
+
+static void threads_detach(ThreadRec *rec);
+
+static void
+holder_dealloc(ThreadHolder *h)
+{
+    ThreadRec *rec = h->rec;
+    h->rec = NULL;
+    if (rec != NULL) {
+        threads_detach(rec);
+    }
+    PyObject_Free(h);
+}
+
+static PyTypeObject ThreadHolder_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "greenlet._greenlet._ThreadStateHolder",
+    .tp_basicsize = sizeof(ThreadHolder),
+    .tp_dealloc = (destructor)holder_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Ends the thread's greenlet record when its thread state is cleared.",
+};
+
+ThreadRec *
+threads_attach(void)
+{
+    if (pystate_is_finalizing()) {
+        PyErr_SetString(PyExc_RuntimeError, "greenlet is being finalized");
+        return NULL;
+    }
+    PyThreadState *ts = PyThreadState_Get();
+    PyObject *dict = PyThreadState_GetDict();
+    if (dict == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "greenlet: the thread state has no dict");
+        }
+        return NULL;
+    }
+    ThreadRec *rec = (ThreadRec *)PyMem_RawCalloc(1, sizeof(ThreadRec));
+    if (rec == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    rec->tstate = ts;
+    rec->ident = PyThread_get_thread_ident();
+    rec->alive = 1;
+    PyGreenlet *main = greenlet_new_main(rec);
+    if (main == NULL) {
+        PyMem_RawFree(rec);
+        return NULL;
+    }
+    rec->main = main;
+    Py_INCREF(main);
+    rec->current = main;
+
+    ThreadHolder *holder = PyObject_New(ThreadHolder, &ThreadHolder_Type);
+    if (holder == NULL) {
+        goto fail;
+    }
+    holder->rec = rec;
+    int rc = PyDict_SetItem(dict, (PyObject *)&ThreadHolder_Type, (PyObject *)holder);
+    if (rc < 0) {
+        holder->rec = NULL;
+        Py_DECREF(holder);
+        goto fail;
+    }
+    Py_DECREF(holder);   /* the dict owns it now */
+    threads_tls = rec;
+    total_main_greenlets++;
+    return rec;
+
+fail:
+    rec->alive = 0;
+    main->pimpl->thread = NULL;
+    Py_CLEAR(rec->current);
+    Py_CLEAR(rec->main);
+    PyMem_RawFree(rec);
+    return NULL;
+}
+
+/* The thread state is being cleared: this thread will run no more Python.
+   Its greenlets are not run again: greenlets still referenced elsewhere
+   report themselves dead and give back their memory when collected. */
+static void
+threads_detach(ThreadRec *rec)
+{
+    int own_thread = (threads_tls == rec);
+    GreenletImpl *main = rec->main->pimpl;
+    GreenletImpl *current = rec->current->pimpl;
+
+    rec->alive = 0;
+    if (own_thread) {
+        threads_tls = NULL;
+    }
+    observe_thread_exit(rec);
+    if (current != main) {
+        /* Only seen for daemon threads cleared at shutdown while inside a
+           greenlet: give the interpreter back the thread's own data stack. */
+        pystate_detach_thread(rec->tstate, &current->py, &main->py);
+    }
+    main->thread = NULL;
+    stack_release(&main->stack);
+    pystate_clear(&main->py);
+
+    Py_CLEAR(rec->tracer);
+    Py_CLEAR(rec->deleteme);
+    Py_CLEAR(rec->switch_from);
+    Py_CLEAR(rec->pass_args);
+    Py_CLEAR(rec->pass_kwargs);
+    Py_CLEAR(rec->current);
+    Py_CLEAR(rec->main);
+    if (own_thread) {
+        PyMem_RawFree(rec);
+    }
+    /* Otherwise the exited thread's thread-local slot may still name the
+       record: it stays allocated (marked dead) so that slot never dangles. */
+}
+
+int
+threads_defer_kill(ThreadRec *owner, PyGreenlet *g)
+{
+    if (owner->deleteme == NULL) {
+        owner->deleteme = PyList_New(0);
+        if (owner->deleteme == NULL) {
+            return -1;
+        }
+    }
+    return PyList_Append(owner->deleteme, (PyObject *)g);
+}
+
+void
+threads_run_deferred_kills(ThreadRec *rec)
+{
+    while (rec->deleteme != NULL) {
+        PyObject *list = rec->deleteme;
+        rec->deleteme = NULL;
+        Py_ssize_t n = PyList_GET_SIZE(list);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyGreenlet *g = (PyGreenlet *)PyList_GET_ITEM(list, i);
+            greenlet_kill(rec, g->pimpl);
+        }
+        Py_DECREF(list);
+    }
+}
+
+Py_ssize_t
+threads_total_main_greenlets(void)
+{
+    return total_main_greenlets;
+}
+
+void
+threads_main_greenlet_gone(void)
+{
+    total_main_greenlets--;
+}
+
+int
+threads_setup(PyObject *module)
+{
+    (void)module;
+    return PyType_Ready(&ThreadHolder_Type);
+}
