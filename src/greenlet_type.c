@@ -726,8 +726,8 @@ PyTypeObject PyGreenletUnswitchable_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "greenlet._greenlet.UnswitchableGreenlet",
     .tp_basicsize = sizeof(PyGreenlet),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VERSION_TAG | Py_TPFLAGS_HAVE_GC
-                | Py_TPFLAGS_BASETYPE,
+    /* GC support (traverse, clear, is_gc) is inherited from the base. */
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VERSION_TAG | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Undocumented internal class used for testing error paths.",
     .tp_getset = unswitchable_getsets,
 };
