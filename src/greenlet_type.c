@@ -96,7 +96,7 @@ green_init(PyGreenlet *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:green", kwlist, &run, &parent)) {
         return -1;
     }
-    if (run != NULL && run != Py_None && green_setrun(self, run, NULL) < 0) {
+    if (run != NULL && green_setrun(self, run, NULL) < 0) {
         return -1;
     }
     if (parent != NULL && parent != Py_None && greenlet_set_parent(self, parent) < 0) {
@@ -151,6 +151,39 @@ green_finalize(PyObject *o)
     PyErr_Restore(et, ev, etb);
 }
 
+/* Kill a suspended greenlet whose last reference is gone.  The object is
+   resurrected for the duration (the kill switches into it and back). 0: go
+   on freeing it; -1: it is alive again and must be left alone. */
+static int
+kill_from_dealloc(PyGreenlet *self)
+{
+    GreenletImpl *g = self->pimpl;
+    Py_SET_REFCNT(self, 1);
+    PyObject_GC_Track(self);
+    green_finalize((PyObject *)self);
+    if (greenlet_is_active(g) && greenlet_thread_of(g) != NULL && Py_REFCNT(self) == 1
+        && threads_tls == greenlet_thread_of(g)) {
+        /* It caught GreenletExit and went on: it cannot be freed while its
+           frames may still run, so it is kept, as upstream does. */
+        PyObject *r = PyObject_Repr((PyObject *)self);
+        PySys_WriteStderr("GreenletExit did not kill %s\n", r ? PyUnicode_AsUTF8(r) : "a greenlet");
+        Py_XDECREF(r);
+        PyErr_Clear();
+        Py_SET_REFCNT(self, 2);
+    }
+    Py_SET_REFCNT(self, Py_REFCNT(self) - 1);
+    if (Py_REFCNT(self) != 0) {
+        /* Resurrected.  A heap subclass's dealloc drops a reference to the
+           type after we return: the live object still needs it. */
+        if (Py_TYPE(self)->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+            Py_INCREF(Py_TYPE(self));
+        }
+        return -1;
+    }
+    PyObject_GC_UnTrack(self);
+    return 0;
+}
+
 static void
 green_dealloc(PyGreenlet *self)
 {
@@ -158,24 +191,7 @@ green_dealloc(PyGreenlet *self)
     GreenletImpl *g = self->pimpl;
     if (g != NULL && !g->is_main && greenlet_is_active(g) && greenlet_is_started(g)
         && greenlet_thread_of(g) != NULL && !pystate_is_finalizing()) {
-        PyObject_GC_Track(self);
-        if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) {
-            return;    /* resurrected */
-        }
-        PyObject_GC_UnTrack(self);
-        if (greenlet_is_active(g) && greenlet_thread_of(g) != NULL) {
-            /* It caught GreenletExit and went on: it cannot be freed while
-               its frames may still run, so it is kept, as upstream does. */
-            Py_SET_REFCNT(self, 1);
-            PyObject *r = PyObject_Repr((PyObject *)self);
-            PySys_WriteStderr("GreenletExit did not kill %s\n",
-                              r ? PyUnicode_AsUTF8(r) : "a greenlet");
-            Py_XDECREF(r);
-            PyErr_Clear();
-            if (Py_TYPE(self)->tp_flags & Py_TPFLAGS_HEAPTYPE) {
-                Py_INCREF(Py_TYPE(self));
-            }
-            PyObject_GC_Track(self);
+        if (kill_from_dealloc(self) < 0) {
             return;
         }
     }
@@ -307,14 +323,14 @@ greenlet_set_parent(PyGreenlet *self, PyObject *value)
         PyErr_SetString(PyExc_AttributeError, "can't delete attribute");
         return -1;
     }
-    if (!PyGreenlet_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "GreenletChecker: Expected any type of greenlet, not %s",
-                     Py_TYPE(value)->tp_name);
-        return -1;
-    }
     GreenletImpl *g = self->pimpl;
     if (g->is_main) {
         PyErr_SetString(PyExc_AttributeError, "cannot set the parent of a main greenlet");
+        return -1;
+    }
+    if (!PyGreenlet_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "GreenletChecker: Expected any type of greenlet, not %s",
+                     Py_TYPE(value)->tp_name);
         return -1;
     }
     PyGreenlet *main = NULL;

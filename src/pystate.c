@@ -376,6 +376,9 @@ pystate_prepare(PyStateSaved *s)
     return 0;
 }
 
+/* The recursion depths are left as they are: a new greenlet carries on
+   from the depth at which it was started, since it runs further down the
+   same C stack. */
 void
 pystate_start(PyStateSaved *s, PyThreadState *ts, PyStateRoot *root)
 {
@@ -390,18 +393,14 @@ pystate_start(PyStateSaved *s, PyThreadState *ts, PyStateRoot *root)
     root->cframe.previous = &ts->root_cframe;
     ts->cframe = &root->cframe;
     ts->frame = NULL;
-    ts->recursion_depth = 0;
     ts->trash_delete_nesting = 0;
 #elif PY_VERSION_HEX < 0x030C0000
     root->cframe.use_tracing = (uint8_t)carried_use_tracing;
     root->cframe.current_frame = NULL;
     root->cframe.previous = &ts->root_cframe;
     ts->cframe = &root->cframe;
-    ts->recursion_remaining = ts->recursion_limit;
     ts->trash_delete_nesting = 0;
 #elif PY_VERSION_HEX < 0x030D0000
-    /* Python and C recursion depths carry on from where the greenlet was
-       started: it runs on the same C stack. */
     root->cframe.current_frame = NULL;
     root->cframe.previous = &ts->root_cframe;
     ts->cframe = &root->cframe;

@@ -30,6 +30,9 @@ below(const char *a, const char *b)
 static GREENLET_NO_ASAN int
 save_up_to(StackState *s, const char *stop)
 {
+    if (!below(s->start, stop)) {
+        return 0;   /* the region needed lies wholly below this slice */
+    }
     size_t need = (size_t)((uintptr_t)stop - (uintptr_t)s->start);
     if (need <= s->saved) {
         return 0;

@@ -212,14 +212,22 @@ greenlet_bootstrap(ThreadRec *rec, GreenletImpl *self)
     Py_XDECREF(origin);
 
     PyObject *result = NULL;
-    if (args != NULL) {
+    if (args != NULL && self->run != NULL) {
         PyObject *run = self->run;
         Py_INCREF(run);
         if (kwargs != NULL && !PyDict_Check(kwargs)) {
             Py_CLEAR(kwargs);
         }
-        result = PyObject_Call(run, args, kwargs);
+        if (!PyTuple_Check(args)) {
+            /* A GreenletExit handed on by a child: start with no arguments. */
+            Py_SETREF(args, PyTuple_New(0));
+        }
+        result = args ? PyObject_Call(run, args, kwargs) : NULL;
         Py_DECREF(run);
+    }
+    else if (args != NULL) {
+        PyErr_SetString(PyExc_AttributeError, "run");
+        Py_CLEAR(args);
     }
     Py_XDECREF(args);
     Py_XDECREF(kwargs);
@@ -232,18 +240,20 @@ greenlet_bootstrap(ThreadRec *rec, GreenletImpl *self)
 static GREENLET_NORETURN void
 greenlet_finish(ThreadRec *rec, GreenletImpl *self, PyObject *result)
 {
+    /* The values for the parent: (result,), or -- when run() ended with
+       GreenletExit -- the exception instance itself, not in a tuple, which a
+       suspended parent's switch() returns as it is and an unstarted parent
+       takes as "no arguments". */
+    PyObject *args = NULL;
     if (result == NULL && PyErr_ExceptionMatches(PyExc_GreenletExit)) {
         PyObject *et, *ev, *etb;
         PyErr_Fetch(&et, &ev, &etb);
         PyErr_NormalizeException(&et, &ev, &etb);
-        result = ev ? ev : Py_None;
-        Py_INCREF(result);
         Py_XDECREF(et);
-        Py_XDECREF(ev);
         Py_XDECREF(etb);
+        args = ev ? ev : Py_NewRef(Py_None);
     }
-    PyObject *args = NULL;
-    if (result != NULL) {
+    else if (result != NULL) {
         args = PyTuple_Pack(1, result);
         Py_DECREF(result);
     }
@@ -269,35 +279,38 @@ greenlet_finish(ThreadRec *rec, GreenletImpl *self, PyObject *result)
 static GREENLET_NOINLINE int
 start_greenlet(ThreadRec *rec, GreenletImpl *target, char *marker)
 {
-    PyObject *run = NULL;
-    if (rec->pass_args != NULL) {
-        /* The lookup may run any code, even switches: keep the values aside. */
-        PyObject *args = rec->pass_args;
-        PyObject *kwargs = rec->pass_kwargs;
-        rec->pass_args = NULL;
-        rec->pass_kwargs = NULL;
-        run = PyObject_GetAttr((PyObject *)target->self, str_run);
-        rec->pass_args = args;
-        rec->pass_kwargs = kwargs;
-        if (run == NULL) {
-            return -1;
-        }
-        if (greenlet_is_started(target)) {
-            Py_DECREF(run);
-            return 1;
-        }
+    /* run is looked up even when an exception is thrown in (it is then
+       never called).  The lookup may run any code, even switches: the
+       values in flight are kept aside meanwhile. */
+    PyObject *args = rec->pass_args;
+    PyObject *kwargs = rec->pass_kwargs;
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
+    rec->pass_args = NULL;
+    rec->pass_kwargs = NULL;
+    if (args == NULL) {
+        PyErr_Fetch(&et, &ev, &etb);
     }
-    if (pystate_prepare(&target->py) < 0) {
-        Py_XDECREF(run);
+    PyObject *run = PyObject_GetAttr((PyObject *)target->self, str_run);
+    rec->pass_args = args;
+    rec->pass_kwargs = kwargs;
+    if (run == NULL) {
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
         return -1;
     }
-    if (run != NULL) {
-        Py_XSETREF(target->run, run);
+    if (args == NULL) {
+        PyErr_Restore(et, ev, etb);
     }
-    else {
-        /* A throw into an unstarted greenlet: run() is never called. */
-        Py_CLEAR(target->run);
+    if (greenlet_is_started(target)) {
+        Py_DECREF(run);
+        return 1;
     }
+    if (pystate_prepare(&target->py) < 0) {
+        Py_DECREF(run);
+        return -1;
+    }
+    Py_XSETREF(target->run, run);
 
     PyThreadState *ts = rec->tstate;
     GreenletImpl *origin = rec->current->pimpl;
@@ -344,13 +357,9 @@ switch_to(ThreadRec *rec, GreenletImpl *target, PyObject *args, PyObject *kwargs
                 PyObject *et, *ev, *etb;
                 PyErr_Fetch(&et, &ev, &etb);
                 PyErr_NormalizeException(&et, &ev, &etb);
-                args = PyTuple_Pack(1, ev ? ev : Py_None);
                 Py_XDECREF(et);
-                Py_XDECREF(ev);
                 Py_XDECREF(etb);
-                if (args == NULL) {
-                    goto fail;
-                }
+                args = ev ? ev : Py_NewRef(Py_None);   /* as in greenlet_finish() */
             }
             if (target->parent == NULL) {
                 PyErr_SetString(PyExc_GreenletError,
