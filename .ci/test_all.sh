@@ -133,7 +133,7 @@ print('[test_all] installed greenlet', greenlet.__version__, 'at', os.path.dirna
     (cd "$run" && timeout --kill-after=30 "$TEST_TIMEOUT" \
         "$venv/bin/python" -m pytest "$REPO/tests" \
             --rootdir="$REPO" -c "$REPO/pyproject.toml" \
-            --import-mode=append -p no:cacheprovider \
+            --import-mode=importlib -p no:cacheprovider \
             -o faulthandler_timeout=300 -q "$@") 2>&1 | tee "$test_log"
     rc=${PIPESTATUS[0]}
     set -e
