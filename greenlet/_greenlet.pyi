@@ -3,9 +3,8 @@
 import sys
 from contextvars import Context
 from types import FrameType, TracebackType
-from typing import Any, Callable, ClassVar, Literal, NoReturn, TypeVar, overload
+from typing import Any, Callable, ClassVar, Literal, NoReturn, final, overload
 
-_SL = TypeVar("_SL", bound=SwitchLog)
 
 _GreenletState = Literal["unstarted", "running", "suspended", "dead"]
 _TraceEvent = Literal["switch", "throw"]
@@ -153,11 +152,15 @@ def get_spawn_tracking() -> int: ...
 def frame_of(g: greenlet, /) -> FrameType | None:
     """The top frame of ``g``, wherever it runs; None if unstarted or dead."""
 
+@final
 class SwitchLog:
-    """Records every switch in every thread into a ring buffer while active."""
+    """Records every switch in every thread into a ring buffer while active.
 
-    def __init__(self, capacity: int = 65536) -> None: ...
-    def __enter__(self: _SL) -> _SL: ...
+    A full ring drops its oldest events and counts them in ``dropped``.
+    """
+
+    def __new__(cls, capacity: int = 65536) -> SwitchLog: ...
+    def __enter__(self) -> SwitchLog: ...
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -165,6 +168,19 @@ class SwitchLog:
         tb: TracebackType | None,
         /,
     ) -> None: ...
+    def start(self) -> SwitchLog:
+        """Start recording (what entering the ``with`` block does)."""
+
+    def stop(self) -> None:
+        """Stop recording; the events stay readable."""
+
+    def clear(self) -> None:
+        """Forget the recorded events."""
+
+    @property
+    def active(self) -> bool:
+        """True while recording."""
+
     @property
     def events(self) -> list[_SwitchEvent]:
         """The recorded events, oldest first; reading does not drain them."""
@@ -174,4 +190,5 @@ class SwitchLog:
         """Events lost because the ring was full."""
 
     @property
-    def capacity(self) -> int: ...
+    def capacity(self) -> int:
+        """Size of the ring, in events."""
