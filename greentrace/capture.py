@@ -1,0 +1,389 @@
+"""Live process -> model: snapshots of every greenlet, recordings of switches.
+
+This is the only greentrace module that reads greenlet internals.  It uses
+the observation API of ``greenlet`` (``all_greenlets``, ``frame_of``, the
+``gr_*`` attributes, ``SwitchLog``) and never scans the heap.
+
+A capture runs in two passes: a quick one that copies what it needs from the
+live objects while other threads are kept off the interpreter (the switch
+interval is raised for its duration), then a slow one that only works on
+plain data (source lines via ``linecache`` may read files and release the
+GIL).  A greenlet that finishes or dies between the two passes is therefore
+seen consistently as it was during the first one.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+import greenlet
+
+from .model import (
+    FrameInfo,
+    GreenletInfo,
+    GreenletMeta,
+    Recording,
+    Snapshot,
+    SwitchEvent,
+    ThreadInfo,
+)
+
+STACK_LIMIT = 256
+"""Frames kept per greenlet; deeper stacks keep their innermost frames."""
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_BASE_RUN = greenlet.greenlet.__dict__["run"]
+
+# Threads greentrace itself runs (inspector, watchdog, harvester): their
+# greenlets, if any, never appear in what we report.
+_internal_threads: set[int] = set()
+_internal_lock = threading.Lock()
+
+_Raw = tuple[str, int, str]
+
+
+def mark_internal(ident: int | None = None) -> None:
+    """Hide a thread (the calling one by default) from snapshots and recordings."""
+    with _internal_lock:
+        _internal_threads.add(threading.get_ident() if ident is None else ident)
+
+
+def unmark_internal(ident: int | None = None) -> None:
+    """Stop hiding a thread; called by internal threads as they end."""
+    with _internal_lock:
+        _internal_threads.discard(threading.get_ident() if ident is None else ident)
+
+
+def internal_threads() -> frozenset[int]:
+    """Idents of the threads greentrace runs for itself."""
+    with _internal_lock:
+        return frozenset(_internal_threads)
+
+
+@contextmanager
+def _exclusive() -> Iterator[None]:
+    """Keep other threads from taking the GIL for a moment (best effort)."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(max(before, 1.0))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def _qualname(code: Any) -> str:
+    return getattr(code, "co_qualname", None) or code.co_name
+
+
+def _frames(frame: FrameType | None, limit: int, skip_own: bool) -> list[_Raw]:
+    """(filename, lineno, function) from ``frame`` outwards, innermost first."""
+    out: list[_Raw] = []
+    while frame is not None and skip_own:
+        if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            break
+        frame = frame.f_back
+    while frame is not None and len(out) < limit:
+        code = frame.f_code
+        out.append((code.co_filename, frame.f_lineno or code.co_firstlineno, _qualname(code)))
+        frame = frame.f_back
+    return out
+
+
+def _type_name(g: Any) -> str:
+    cls = type(g)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _callable_name(func: Any) -> str | None:
+    func = getattr(func, "__func__", func)
+    name = getattr(func, "__qualname__", None)
+    if isinstance(name, str):
+        return name
+    name = getattr(type(func), "__qualname__", None)
+    return name if isinstance(name, str) else None
+
+
+def _run_name(g: Any, stack: list[_Raw], complete: bool) -> str | None:
+    """The qualname of what ``g`` runs, without calling user-defined descriptors."""
+    if g.parent is None:
+        return None  # a main greenlet runs its thread, not a callable
+    for cls in type(g).__mro__:
+        attr = cls.__dict__.get("run")
+        if attr is None:
+            continue
+        if attr is _BASE_RUN:
+            break
+        if callable(attr) or isinstance(attr, (staticmethod, classmethod)):
+            return _callable_name(attr)
+        return None
+    try:
+        run = _BASE_RUN.__get__(g, type(g))
+    except AttributeError:
+        run = None  # started: upstream semantics delete run
+    if run is not None:
+        return _callable_name(run)
+    # A started greenlet's outermost frame is the call of its run.
+    return stack[-1][2] if stack and complete else None
+
+
+def _state(g: Any) -> str:
+    try:
+        return str(g.gr_state)
+    except Exception:  # noqa: BLE001 (a greenlet torn down under us reads as dead)
+        return "dead"
+
+
+class _Cache:
+    """Run names seen earlier, by greenlet id (ids are never reused)."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self.names: dict[int, str] = {}
+
+    def remember(self, gid: int, name: str | None) -> str | None:
+        if name is not None:
+            if len(self.names) >= self.size:
+                self.names.pop(next(iter(self.names)))
+            self.names[gid] = name
+            return name
+        return self.names.get(gid)
+
+
+_run_names = _Cache()
+
+
+def _read(g: Any, limit: int, here: int, skip: frozenset[int]) -> dict[str, Any] | None:
+    """First pass: copy one greenlet's observable state into plain values."""
+    thread_id = g.gr_thread_id
+    if thread_id in skip:
+        return None
+    state = _state(g)
+    frame = greenlet.frame_of(g) if state in ("running", "suspended") else None
+    raw = _frames(frame, limit, skip_own=thread_id == here)
+    parent = g.parent
+    gid = g.gr_id
+    return {
+        "id": gid,
+        "state": state,
+        "name": g.gr_name,
+        "type_name": _type_name(g),
+        "run_name": _run_names.remember(gid, _run_name(g, raw, len(raw) < limit)),
+        "thread_id": thread_id,
+        "parent_id": parent.gr_id if parent is not None else None,
+        "is_main": parent is None,
+        "is_current": state == "running" and thread_id == here,
+        "switches": g.gr_switches,
+        "run_ns": g.gr_run_ns,
+        "spawn": g.gr_spawn_site,
+        "raw": raw,
+    }
+
+
+def _frame_info(raw: _Raw | tuple[Any, ...], with_line: bool) -> FrameInfo:
+    filename, lineno, function = raw[0], int(raw[1]), str(raw[2])
+    line = None
+    if with_line:
+        text = linecache.getline(filename, lineno).strip()
+        line = text or None
+    return FrameInfo(str(filename), lineno, function, line)
+
+
+def snapshot(stack_limit: int = STACK_LIMIT, lines: bool = True) -> Snapshot:
+    """Every greenlet of every thread, with stacks, as a model Snapshot."""
+    here = threading.get_ident()
+    skip = internal_threads() - {here}
+    names = {t.ident: t.name for t in threading.enumerate()}
+    with _exclusive():
+        taken_at, mono = time.time(), time.monotonic_ns()
+        running_threads = set(sys._current_frames())
+        records = []
+        for g in greenlet.all_greenlets():
+            try:
+                record = _read(g, stack_limit, here, skip)
+            except Exception:  # noqa: BLE001,S112 (it died mid-read: leave it out)
+                continue
+            if record is not None:
+                records.append(record)
+    greenlets = []
+    for r in records:
+        stack = [_frame_info(f, lines) for f in r.pop("raw")]
+        spawn = r.pop("spawn")
+        greenlets.append(
+            GreenletInfo(
+                **r,
+                stack=stack,
+                location=stack[0] if stack else None,
+                spawn_site=None if spawn is None else [_frame_info(f, False) for f in spawn],
+            )
+        )
+    threads = _threads(greenlets, names, running_threads)
+    return Snapshot(
+        taken_at=taken_at,
+        monotonic_ns=mono,
+        pid=os.getpid(),
+        argv=list(sys.argv),
+        threads=threads,
+        greenlets=greenlets,
+    )
+
+
+def _threads(
+    greenlets: list[GreenletInfo], names: dict[int | None, str], running: set[int]
+) -> list[ThreadInfo]:
+    """One ThreadInfo per thread owning greenlets, the main thread first."""
+    order: list[int] = []
+    mains: dict[int, int] = {}
+    current: dict[int, int] = {}
+    for g in greenlets:
+        tid = g.thread_id
+        if tid is None:
+            continue
+        if tid not in order:
+            order.append(tid)
+        if g.is_main:
+            mains.setdefault(tid, g.id)
+        if g.state == "running":
+            current[tid] = g.id
+    main_ident = threading.main_thread().ident
+    order.sort(key=lambda tid: tid != main_ident)
+    return [
+        ThreadInfo(
+            thread_id=tid,
+            name=names.get(tid),
+            main_greenlet_id=mains.get(tid),
+            current_greenlet_id=current.get(tid),
+            alive=tid in running,
+        )
+        for tid in order
+    ]
+
+
+def metadata(g: Any) -> GreenletMeta:
+    """What a recording keeps about a live greenlet."""
+    raw: list[_Raw] = []
+    if g.gr_state == "suspended" and g.parent is not None:
+        raw = _frames(greenlet.frame_of(g), STACK_LIMIT, skip_own=False)
+    parent = g.parent
+    gid = g.gr_id
+    return GreenletMeta(
+        id=gid,
+        name=g.gr_name,
+        type_name=_type_name(g),
+        run_name=_run_names.remember(gid, _run_name(g, raw, len(raw) < STACK_LIMIT)),
+        thread_id=g.gr_thread_id,
+        is_main=parent is None,
+    )
+
+
+class Recorder:
+    """Records switches of every thread into a ``greenlet.SwitchLog``.
+
+    Labels for the greenlets of the recording are gathered at ``start``, by
+    ``harvest`` (call it now and then to catch short-lived greenlets) and at
+    ``stop``; a greenlet created and gone between two harvests keeps a
+    generic label.
+    """
+
+    def __init__(self, capacity: int = 65536) -> None:
+        self.log = greenlet.SwitchLog(capacity)
+        self.metas: dict[int, GreenletMeta] = {}
+        self.start_ns: int | None = None
+        self.live_at_start: int | None = None
+        self.result: Recording | None = None
+        self._last_id = 0
+        self._lock = threading.Lock()
+
+    @property
+    def active(self) -> bool:
+        """True between ``start`` and ``stop``."""
+        return bool(self.log.active)
+
+    def start(self) -> Recorder:
+        """Begin recording (clears an earlier recording of this recorder)."""
+        self.log.clear()
+        self.live_at_start = sum(
+            1 for g in greenlet.all_greenlets() if _state(g) in ("running", "suspended")
+        )
+        self.harvest(refresh=True)
+        self.start_ns = time.monotonic_ns()
+        self.log.start()
+        return self
+
+    def harvest(self, refresh: bool = False) -> None:
+        """Note labels of greenlets created since the last harvest (all if ``refresh``)."""
+        skip = internal_threads()
+        with self._lock:
+            newest = self._last_id
+            for g in greenlet.all_greenlets():
+                try:
+                    gid = g.gr_id
+                    newest = max(newest, gid)
+                    if (refresh or gid > self._last_id) and g.gr_thread_id not in skip:
+                        self.metas[gid] = metadata(g)
+                except Exception:  # noqa: BLE001,S112 (died while read)
+                    continue
+            self._last_id = newest
+
+    def __enter__(self) -> Recorder:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.result = self.stop()
+
+    def stop(self) -> Recording:
+        """Stop recording and return what was recorded."""
+        if self.start_ns is None:
+            raise RuntimeError("the recorder was never started")
+        self.log.stop()
+        end_ns = time.monotonic_ns()
+        return self.recording(end_ns)
+
+    def recording(self, end_ns: int | None = None) -> Recording:
+        """The recording so far (the log keeps running if it is active)."""
+        if self.start_ns is None:
+            raise RuntimeError("the recorder was never started")
+        end_ns = time.monotonic_ns() if end_ns is None else end_ns
+        raw = self.log.events
+        dropped = int(self.log.dropped)
+        self.harvest(refresh=True)
+        skip = internal_threads()
+        events = [SwitchEvent(*e) for e in raw if e[4] not in skip]
+        seen: set[int] = set()
+        for e in events:
+            seen.update((e.origin_id, e.target_id))
+        with self._lock:
+            metas = {gid: self.metas[gid] for gid in sorted(seen) if gid in self.metas}
+        return Recording(
+            start_ns=self.start_ns,
+            end_ns=max(end_ns, self.start_ns),
+            events=events,
+            dropped=dropped,
+            greenlets=metas,
+            pid=os.getpid(),
+            live_at_start=self.live_at_start,
+        )
+
+
+def record(seconds: float, capacity: int = 65536, stop: threading.Event | None = None) -> Recording:
+    """Record every switch for ``seconds`` (less if ``stop`` is set) and return it."""
+    recorder = Recorder(capacity).start()
+    waiter = stop if stop is not None else threading.Event()
+    deadline = time.monotonic() + seconds
+    try:
+        while not waiter.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            waiter.wait(min(left, 0.1))
+            recorder.harvest()
+    finally:
+        result = recorder.stop()
+    return result
