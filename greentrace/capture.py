@@ -5,11 +5,11 @@ the observation API of ``greenlet`` (``all_greenlets``, ``frame_of``, the
 ``gr_*`` attributes, ``SwitchLog``) and never scans the heap.
 
 A capture runs in two passes: a quick one that copies what it needs from the
-live objects while other threads are kept off the interpreter (the switch
-interval is raised for its duration), then a slow one that only works on
-plain data (source lines via ``linecache`` may read files and release the
-GIL).  A greenlet that finishes or dies between the two passes is therefore
-seen consistently as it was during the first one.
+live objects into plain values, then one that only works on that plain data
+(source lines via ``linecache`` may read files and so release the GIL).
+Other threads may run between any two bytecodes of the first pass, so each
+greenlet is read on its own and one that vanishes mid-read is left out; a
+greenlet is reported as it was when it was read.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
@@ -66,17 +64,6 @@ def internal_threads() -> frozenset[int]:
     """Idents of the threads greentrace runs for itself."""
     with _internal_lock:
         return frozenset(_internal_threads)
-
-
-@contextmanager
-def _exclusive() -> Iterator[None]:
-    """Keep other threads from taking the GIL for a moment (best effort)."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(max(before, 1.0))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
 
 
 def _qualname(code: Any) -> str:
@@ -201,17 +188,16 @@ def snapshot(stack_limit: int = STACK_LIMIT, lines: bool = True) -> Snapshot:
     here = threading.get_ident()
     skip = internal_threads() - {here}
     names = {t.ident: t.name for t in threading.enumerate()}
-    with _exclusive():
-        taken_at, mono = time.time(), time.monotonic_ns()
-        running_threads = set(sys._current_frames())
-        records = []
-        for g in greenlet.all_greenlets():
-            try:
-                record = _read(g, stack_limit, here, skip)
-            except Exception:  # noqa: BLE001,S112 (it died mid-read: leave it out)
-                continue
-            if record is not None:
-                records.append(record)
+    taken_at, mono = time.time(), time.monotonic_ns()
+    running_threads = set(sys._current_frames())
+    records = []
+    for g in greenlet.all_greenlets():
+        try:
+            record = _read(g, stack_limit, here, skip)
+        except Exception:  # noqa: BLE001,S112 (it died mid-read: leave it out)
+            continue
+        if record is not None:
+            records.append(record)
     greenlets = []
     for r in records:
         stack = [_frame_info(f, lines) for f in r.pop("raw")]
