@@ -243,7 +243,7 @@ capi_getcurrent(void)
 static PyObject *
 capi_throw(PyGreenlet *self, PyObject *typ, PyObject *val, PyObject *tb)
 {
-    if (!PyGreenlet_Check(self)) {
+    if (!PyGreenlet_Check(self) || typ == NULL) {
         PyErr_BadArgument();
         return NULL;
     }
