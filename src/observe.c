@@ -292,20 +292,24 @@ static int active_logs_capacity;
 static PyObject *kind_names[SWITCH_KIND_COUNT];
 
 void
-observe_log_event(int kind, GreenletImpl *origin, GreenletImpl *target)
+observe_log_event(int kind, GreenletImpl *origin, GreenletImpl *target, uint64_t t)
 {
-    uint64_t t = observe_ticks();
     unsigned long thread = target->thread_id;
     for (int i = 0; i < observe_active_logs; i++) {
         SwitchLogObject *log = active_logs[i];
         Py_ssize_t slot;
         if (log->count == log->capacity) {
             slot = log->head;
-            log->head = (log->head + 1) % log->capacity;
+            if (++log->head == log->capacity) {
+                log->head = 0;
+            }
             log->dropped++;
         }
         else {
-            slot = (log->head + log->count) % log->capacity;
+            slot = log->head + log->count;
+            if (slot >= log->capacity) {
+                slot -= log->capacity;
+            }
             log->count++;
         }
         LogEvent *e = &log->ring[slot];

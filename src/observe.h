@@ -20,7 +20,7 @@ observe_ticks(void)
     return platform_ticks();
 }
 
-void observe_log_event(int kind, GreenletImpl *origin, GreenletImpl *target);
+void observe_log_event(int kind, GreenletImpl *origin, GreenletImpl *target, uint64_t now);
 
 /* Control has just moved from 'origin' to 'target' (now running) on the
    calling thread.  'origin' may be the same as 'target' for a kill whose
@@ -33,7 +33,7 @@ observe_arrive(GreenletImpl *origin, GreenletImpl *target, int kind)
     target->slice_start = now;
     target->switches++;
     if (GREENLET_UNLIKELY(observe_active_logs)) {
-        observe_log_event(kind, origin, target);
+        observe_log_event(kind, origin, target, now);
     }
 }
 
