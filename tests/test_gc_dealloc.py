@@ -419,3 +419,151 @@ def test_dict_is_lazily_created_and_collected_with_greenlet():
     assert ref() is not None
     del g
     assert ref() is None
+
+
+def test_run_callable_whose_del_switches(run_python):
+    # The run callable is released when the greenlet finishes; its __del__
+    # may switch away, leaving the greenlet suspended inside that __del__.
+    code = r"""
+    from greenlet import greenlet, getcurrent
+    main = getcurrent()
+    log = []
+
+    class Run:
+        def __call__(self, *args):
+            log.append(("run", args))
+            return "run result"
+
+        def __del__(self):
+            log.append("del start")
+            log.append(("del got", helper.switch("from del")))
+
+    def helper_run(value):
+        log.append(("helper", value))
+        while True:
+            value = main.switch("helper to main")
+
+    helper = greenlet(helper_run)
+    g = greenlet(Run())
+    print(g.switch(1))
+    print(g.dead)
+    print(g.switch("resumed"))
+    print(g.dead)
+    print(log)
+    """
+    rc, out, err = run_python(code)
+    assert rc == 0, err
+    assert out.splitlines() == [
+        "helper to main",
+        "False",
+        "run result",
+        "True",
+        "[('run', (1,)), 'del start', ('helper', 'from del'), ('del got', 'resumed')]",
+    ]
+
+
+def test_del_that_switches_during_gc_stress(run_python):
+    # gevent#1985: the cycle collector may run __del__ methods that switch
+    # greenlets at any allocation, including in the middle of a switch.
+    code = r"""
+    import gc
+    from greenlet import greenlet, getcurrent
+
+    collected = [0]
+
+    def ping_run(back):
+        while True:
+            back = back.switch()
+
+    ping = greenlet(ping_run)
+
+    class Cycle:
+        def __init__(self):
+            self.me = self
+
+        def __del__(self):
+            collected[0] += 1
+            ping.switch(getcurrent())
+
+    def worker(n):
+        total = 0
+        for i in range(n):
+            Cycle()
+            total += getcurrent().parent.switch(i)
+        return total
+
+    gc.set_threshold(5, 1, 1)
+    workers = [greenlet(worker) for _ in range(4)]
+    values = [w.switch(500) for w in workers]
+    results = []
+    for step in range(500):
+        for k, w in enumerate(workers):
+            Cycle()
+            value = w.switch(1)
+            if w.dead:
+                results.append(value)
+    gc.set_threshold(700, 10, 10)
+    gc.collect()
+    print(values, results, collected[0] >= 2000)
+    """
+    rc, out, err = run_python(code)
+    assert rc == 0, err
+    assert out.strip() == "[0, 0, 0, 0] [500, 500, 500, 500] True"
+
+
+def test_del_that_switches_inside_trashcan(run_python):
+    # Deeply nested containers are freed through the trashcan mechanism,
+    # whose state lives in the thread state; __del__ methods that switch in
+    # the middle of it must not corrupt it.  (Upstream 3.5.6 on 3.13 crashes
+    # when the nesting reaches the C recursion limit, so stay below it.)
+    code = r"""
+    from greenlet import greenlet, getcurrent
+
+    dels = [0]
+
+    def ping_run(back):
+        while True:
+            back = back.switch()
+
+    ping = greenlet(ping_run)
+
+    class Node:
+        __slots__ = ("child", "__weakref__")
+
+        def __init__(self, child):
+            self.child = child
+
+        def __del__(self):
+            dels[0] += 1
+            if dels[0] % 50 == 0:
+                ping.switch(getcurrent())
+
+    def nested_lists(n):
+        lst = []
+        for _ in range(n):
+            lst = [lst, Node(None)]
+        return lst
+
+    def node_chain(n):
+        node = None
+        for _ in range(n):
+            node = Node(node)
+        return node
+
+    def drop(make, n):
+        data = make(n)
+        getcurrent().parent.switch("built")
+        del data
+        return "dropped"
+
+    gs = [greenlet(drop) for _ in range(4)]
+    for i, g in enumerate(gs):
+        assert g.switch(nested_lists if i % 2 else node_chain, 5000) == "built"
+    print([g.switch() for g in gs])
+    data = nested_lists(5000)
+    del data
+    print(dels[0])
+    """
+    rc, out, err = run_python(code)
+    assert rc == 0, err
+    assert out.splitlines() == ["['dropped', 'dropped', 'dropped', 'dropped']", "25000"]
