@@ -471,7 +471,7 @@ green_setdict(PyGreenlet *self, PyObject *value, void *closure)
         return -1;
     }
     if (!PyDict_Check(value)) {
-        PyErr_SetString(PyExc_TypeError, "__dict__ must be set to a dictionary");
+        PyErr_SetString(PyExc_TypeError, "__dict__ must be a dictionary");
         return -1;
     }
     Py_INCREF(value);

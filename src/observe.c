@@ -20,7 +20,16 @@ static GreenletImpl *registry_tail;
 
 static uint64_t calib_ticks0;
 static int64_t calib_ns0;
-static double ns_per_tick = 1.0;
+/* Durations (gr_run_ns) use one ratio measured at import, so a value that
+   is not growing reads the same every time. */
+static double duration_ns_per_tick = 1.0;
+/* Timestamps are converted when an event is recorded, with a mapping that
+   readers re-anchor (continuously, so it stays monotonic) and steer towards
+   CLOCK_MONOTONIC over the longest baseline available. */
+static uint64_t anchor_ticks;
+static int64_t anchor_ns;
+static double stamp_ns_per_tick = 1.0;
+static int64_t last_stamp;
 
 int64_t
 observe_now_ns(void)
@@ -30,16 +39,26 @@ observe_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The longer the baseline, the better the ratio: refine it whenever
-   someone reads a converted value. */
+static inline int64_t
+ticks_to_monotonic_ns(uint64_t t)
+{
+    return anchor_ns + (int64_t)((double)(int64_t)(t - anchor_ticks) * stamp_ns_per_tick);
+}
+
+/* Re-anchor the timestamp mapping on the clock itself, and take the ratio
+   over the longest baseline.  Stamps never go backwards: an anchor is never
+   set before a stamp already handed out. */
 static void
 calibrate(void)
 {
     uint64_t t = observe_ticks();
     int64_t n = observe_now_ns();
-    if (n - calib_ns0 > 1000000 && t > calib_ticks0) {
-        ns_per_tick = (double)(n - calib_ns0) / (double)(t - calib_ticks0);
+    if (n - calib_ns0 < 10000000 || t <= calib_ticks0) {
+        return;
     }
+    stamp_ns_per_tick = (double)(n - calib_ns0) / (double)(t - calib_ticks0);
+    anchor_ticks = t;
+    anchor_ns = n > last_stamp ? n : last_stamp;
 }
 
 static void
@@ -47,9 +66,7 @@ calibrate_initial(void)
 {
     calib_ticks0 = observe_ticks();
     calib_ns0 = observe_now_ns();
-    /* A short first measurement so values read right after import are
-       usable; later reads refine it. */
-    int64_t end = calib_ns0 + 200000;
+    int64_t end = calib_ns0 + 500000;
     int64_t n;
     uint64_t t;
     do {
@@ -57,26 +74,22 @@ calibrate_initial(void)
         n = observe_now_ns();
     } while (n < end);
     if (t > calib_ticks0) {
-        ns_per_tick = (double)(n - calib_ns0) / (double)(t - calib_ticks0);
+        duration_ns_per_tick = (double)(n - calib_ns0) / (double)(t - calib_ticks0);
     }
-}
-
-static inline int64_t
-ticks_to_monotonic_ns(uint64_t t)
-{
-    return calib_ns0 + (int64_t)((double)(int64_t)(t - calib_ticks0) * ns_per_tick);
+    stamp_ns_per_tick = duration_ns_per_tick;
+    anchor_ticks = t;
+    anchor_ns = n;
 }
 
 PyObject *
 observe_run_ns(GreenletImpl *g)
 {
-    calibrate();
     uint64_t ticks = g->run_ticks;
     ThreadRec *rec = greenlet_thread_of(g);
     if (rec != NULL && rec->current == g->self) {
         ticks += observe_ticks() - g->slice_start;   /* the live slice */
     }
-    return PyLong_FromUnsignedLongLong((unsigned long long)((double)ticks * ns_per_tick));
+    return PyLong_FromUnsignedLongLong((unsigned long long)((double)ticks * duration_ns_per_tick));
 }
 
 void
@@ -269,7 +282,7 @@ get_spawn_tracking(PyObject *module, PyObject *unused)
 /* Switch logs                                                          */
 
 typedef struct {
-    uint64_t ticks;
+    int64_t t_ns;
     uint64_t origin;
     uint64_t target;
     unsigned long thread;
@@ -295,6 +308,11 @@ void
 observe_log_event(int kind, GreenletImpl *origin, GreenletImpl *target, uint64_t t)
 {
     unsigned long thread = target->thread_id;
+    int64_t stamp = ticks_to_monotonic_ns(t);
+    if (stamp < last_stamp) {
+        stamp = last_stamp;
+    }
+    last_stamp = stamp;
     for (int i = 0; i < observe_active_logs; i++) {
         SwitchLogObject *log = active_logs[i];
         Py_ssize_t slot;
@@ -313,7 +331,7 @@ observe_log_event(int kind, GreenletImpl *origin, GreenletImpl *target, uint64_t
             log->count++;
         }
         LogEvent *e = &log->ring[slot];
-        e->ticks = t;
+        e->t_ns = stamp;
         e->origin = origin->id;
         e->target = target->id;
         e->thread = thread;
@@ -447,7 +465,7 @@ switchlog_events(SwitchLogObject *self, void *closure)
     for (Py_ssize_t i = 0; i < self->count; i++) {
         LogEvent *e = &self->ring[(self->head + i) % self->capacity];
         PyObject *item = Py_BuildValue(
-            "(LOKKk)", (long long)ticks_to_monotonic_ns(e->ticks), kind_names[e->kind],
+            "(LOKKk)", (long long)e->t_ns, kind_names[e->kind],
             (unsigned long long)e->origin, (unsigned long long)e->target, e->thread);
         if (item == NULL) {
             Py_DECREF(list);

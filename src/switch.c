@@ -320,14 +320,24 @@ start_greenlet(ThreadRec *rec, GreenletImpl *target, char *marker)
     Py_INCREF(rec->main);
     Py_XSETREF(target->main, rec->main);
 
+    if (GREENLET_UNLIKELY(observe_active_logs) && origin->stack.start == NULL) {
+        /* A finished greenlet starting its parent: its end is an event too. */
+        observe_log_event(SWITCH_KIND_FINISH, origin, target, observe_ticks());
+    }
     pystate_save(&origin->py, ts);
     rec->switch_from = rec->current;
     rec->switch_kind = SWITCH_KIND_START;
+    if (GREENLET_UNLIKELY(target->force_slp_switch_error)) {
+        stack_force_failure();
+    }
     int err = stack_switch(&origin->stack, &target->stack);
     if (err == 1) {
         greenlet_bootstrap(rec, target);
     }
     if (GREENLET_UNLIKELY(err < 0)) {
+        if (target->force_slp_switch_error) {
+            Py_FatalError("greenlet: the low-level stack switch failed");
+        }
         target->stack.stop = NULL;
         Py_CLEAR(target->main);
         pystate_restore(&origin->py, ts);
@@ -369,7 +379,10 @@ switch_to(ThreadRec *rec, GreenletImpl *target, PyObject *args, PyObject *kwargs
             target = target->parent->pimpl;
         }
         if (GREENLET_UNLIKELY(target->force_switch_error)) {
-            PyErr_SetString(PyExc_SystemError, "Failed to switch stacks into a greenlet");
+            PyErr_SetString(PyExc_SystemError,
+                            greenlet_is_started(target)
+                                ? "Failed to switch stacks into a running greenlet."
+                                : "Failed to switch stacks into a greenlet for the first time.");
             goto fail;
         }
 

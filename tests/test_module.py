@@ -232,9 +232,15 @@ def test_module_accepts_attributes():
 
 
 def test_set_thread_local():
-    get_dict = ctypes.pythonapi.PyThreadState_GetDict
-    get_dict.restype = ctypes.py_object
-    get_dict.argtypes = []
+    # PyThreadState_GetDict returns a borrowed reference: a py_object restype
+    # would make ctypes steal it and eventually free the thread state's dict.
+    raw_get_dict = ctypes.pythonapi.PyThreadState_GetDict
+    raw_get_dict.restype = ctypes.c_void_p
+    raw_get_dict.argtypes = []
+
+    def get_dict():
+        return ctypes.cast(raw_get_dict(), ctypes.py_object).value
+
     key = "greenlet-test-thread-local"
     assert _greenlet.set_thread_local(key, "value") is None
     try:
