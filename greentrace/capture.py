@@ -19,7 +19,8 @@ import os
 import sys
 import threading
 import time
-from types import FrameType
+import weakref
+from types import CodeType, FrameType
 from typing import Any
 
 import greenlet
@@ -46,6 +47,7 @@ _internal_threads: set[int] = set()
 _internal_lock = threading.Lock()
 
 _Raw = tuple[str, int, str]
+_launchers: set[CodeType] = set()
 
 
 def mark_internal(ident: int | None = None) -> None:
@@ -74,14 +76,32 @@ def _frames(frame: FrameType | None, limit: int, skip_own: bool) -> list[_Raw]:
     """(filename, lineno, function) from ``frame`` outwards, innermost first."""
     out: list[_Raw] = []
     while frame is not None and skip_own:
-        if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        name = frame.f_code.co_filename
+        if not (name.startswith(_PACKAGE_DIR) or _is_runpy(name)):
             break
         frame = frame.f_back
     while frame is not None and len(out) < limit:
         code = frame.f_code
+        if code in _launchers:
+            while out and _is_runpy(out[-1][0]):
+                out.pop()
+            break
         out.append((code.co_filename, frame.f_lineno or code.co_firstlineno, _qualname(code)))
         frame = frame.f_back
     return out
+
+
+def _is_runpy(filename: str) -> bool:
+    return filename == "<frozen runpy>" or filename.endswith(f"{os.sep}runpy.py")
+
+
+def hide_launcher(code: CodeType) -> None:
+    """Cut stacks at frames running ``code`` (and the runpy frames it called).
+
+    ``greentrace run`` starts programs from such a frame: what lies below it
+    is greentrace's own business, not the program's.
+    """
+    _launchers.add(code)
 
 
 def _type_name(g: Any) -> str:
@@ -252,6 +272,19 @@ def _threads(
     ]
 
 
+def greenlet_count() -> int:
+    """Greenlets alive in the process, leaving out greentrace's own threads."""
+    skip = internal_threads()
+    count = 0
+    for g in greenlet.all_greenlets():
+        try:
+            if g.gr_thread_id not in skip:
+                count += 1
+        except Exception:  # noqa: BLE001,S112 (died while read)
+            continue
+    return count
+
+
 def metadata(g: Any) -> GreenletMeta:
     """What a recording keeps about a live greenlet."""
     raw: list[_Raw] = []
@@ -285,6 +318,7 @@ class Recorder:
         self.live_at_start: int | None = None
         self.result: Recording | None = None
         self._last_id = 0
+        self._pending: dict[int, weakref.ref[Any]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -304,19 +338,41 @@ class Recorder:
         return self
 
     def harvest(self, refresh: bool = False) -> None:
-        """Note labels of greenlets created since the last harvest (all if ``refresh``)."""
+        """Note labels of greenlets created since the last harvest (all if ``refresh``).
+
+        Cheap enough to call every few milliseconds: greenlets come in
+        creation order, so only the new ones at the end are read, plus the
+        ones still unstarted and unnamed last time (a name often follows).
+        """
         skip = internal_threads()
         with self._lock:
-            newest = self._last_id
-            for g in greenlet.all_greenlets():
+            everything = greenlet.all_greenlets()
+            fresh = []
+            if refresh:
+                fresh = everything
+            else:
+                for g in reversed(everything):
+                    if g.gr_id <= self._last_id:
+                        break
+                    fresh.append(g)
+                for ref in self._pending.values():
+                    g = ref()
+                    if g is not None:
+                        fresh.append(g)
+            self._pending = {}
+            if everything:
+                self._last_id = max(self._last_id, everything[-1].gr_id)
+            del everything
+            for g in fresh:
                 try:
-                    gid = g.gr_id
-                    newest = max(newest, gid)
-                    if (refresh or gid > self._last_id) and g.gr_thread_id not in skip:
-                        self.metas[gid] = metadata(g)
+                    if g.gr_thread_id in skip:
+                        continue
+                    meta = metadata(g)
+                    self.metas[meta.id] = meta
+                    if meta.name is None and g.gr_state == "unstarted":
+                        self._pending[meta.id] = weakref.ref(g)
                 except Exception:  # noqa: BLE001,S112 (died while read)
                     continue
-            self._last_id = newest
 
     def __enter__(self) -> Recorder:
         return self.start()
@@ -373,3 +429,100 @@ def record(seconds: float, capacity: int = 65536, stop: threading.Event | None =
     finally:
         result = recorder.stop()
     return result
+
+
+class SwitchTap:
+    """New switch events since the last ``poll``, for watchers that run forever.
+
+    Two logs take turns so nothing is lost between reading one and clearing
+    it: the next log starts before the current one stops, and the few events
+    both saw are skipped the second time.
+    """
+
+    def __init__(self, capacity: int = 16384) -> None:
+        self._logs = [greenlet.SwitchLog(capacity), greenlet.SwitchLog(capacity)]
+        self._active = 0
+        self._tail: set[tuple[Any, ...]] = set()
+
+    def start(self) -> None:
+        """Begin watching."""
+        self._logs[self._active].clear()
+        self._logs[self._active].start()
+
+    def stop(self) -> None:
+        """Stop watching."""
+        for log in self._logs:
+            log.stop()
+
+    def poll(self) -> tuple[list[SwitchEvent], bool]:
+        """Events since the last poll, in time order, and whether some were lost."""
+        current, following = self._logs[self._active], self._logs[1 - self._active]
+        following.clear()
+        following.start()
+        current.stop()
+        raw = current.events
+        lost = bool(current.dropped)
+        self._active = 1 - self._active
+        skip = 0
+        while skip < len(raw) and raw[skip] in self._tail:
+            skip += 1
+        self._tail = set(raw[-64:])
+        internal = internal_threads()
+        fresh = [SwitchEvent(*e) for e in raw[skip:] if e[4] not in internal]
+        return fresh, lost
+
+
+def running_by_thread() -> dict[int, int]:
+    """The id of the running greenlet of each live thread that has greenlets."""
+    skip = internal_threads()
+    alive = set(sys._current_frames())
+    found: dict[int, int] = {}
+    for g in greenlet.all_greenlets():
+        try:
+            tid = g.gr_thread_id
+            if tid in alive and tid not in skip and g.gr_state == "running":
+                found[tid] = g.gr_id
+        except Exception:  # noqa: BLE001,S112 (died while read)
+            continue
+    return found
+
+
+def holder(greenlet_id: int, thread_id: int) -> tuple[GreenletMeta, int] | None:
+    """If ``greenlet_id`` runs in ``thread_id``: its labels and how many greenlets wait there.
+
+    Waiting greenlets are the suspended ones of the thread, and unstarted
+    ones whose parent is in it.  None when the greenlet is not running there.
+    """
+    found: GreenletMeta | None = None
+    waiting = 0
+    threads: dict[int, int | None] = {}
+    for g in greenlet.all_greenlets():
+        try:
+            gid, tid, state = g.gr_id, g.gr_thread_id, g.gr_state
+            if tid is None and g.parent is not None:
+                tid = threads.get(g.parent.gr_id)
+            threads[gid] = tid
+            if tid != thread_id:
+                continue
+            if gid == greenlet_id:
+                if state != "running":
+                    return None
+                found = metadata(g)
+            elif state in ("suspended", "unstarted"):
+                waiting += 1
+        except Exception:  # noqa: BLE001,S112 (died while read)
+            continue
+    return (found, waiting) if found is not None else None
+
+
+def thread_stack(thread_id: int, limit: int = STACK_LIMIT) -> list[FrameInfo]:
+    """What a thread executes now, innermost first, with source lines."""
+    frame = sys._current_frames().get(thread_id)
+    raw = _frames(frame, limit, skip_own=thread_id == threading.get_ident())
+    del frame
+    return [_frame_info(f, True) for f in raw]
+
+
+def thread_names() -> dict[int, str]:
+    """Names of the live threads known to ``threading``."""
+    return {t.ident: t.name for t in threading.enumerate() if t.ident is not None}

@@ -1,0 +1,414 @@
+"""The ``greentrace`` command line: run, ps, tree, stacks, top, record, view.
+
+Bad input of any kind (an unknown pid, a program that is not serving, a
+stale or foreign socket, a refused connection, a malformed file) ends the
+command with one line on stderr and a nonzero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .model import Recording, Snapshot
+
+PROG = "greentrace"
+
+
+class CliError(Exception):
+    """A failure reported as one line on stderr."""
+
+
+def _pid(text: str) -> int:
+    try:
+        pid = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}") from None
+    if pid <= 0:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}")
+    return pid
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="See inside greenlet programs: trees, stacks, switch timelines."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="run a program with observation on",
+        description="Run SCRIPT (or -m MODULE) with switch recording and spawn tracking; "
+        "at exit print the greenlet tree and a timeline summary to stderr.  "
+        "SIGUSR1 prints every greenlet's stack meanwhile.",
+    )
+    run.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace JSON")
+    run.add_argument("--svg", metavar="FILE", help="write the timeline as an SVG picture")
+    run.add_argument("--live", action="store_true", help="show a refreshing view while it runs")
+    run.add_argument("--serve", action="store_true", help="make it inspectable (ps, tree, stacks, top, record)")
+    run.add_argument("--blocking", metavar="SECONDS", type=_seconds, help="report greenlets holding their thread longer")
+    run.add_argument("--no-dump-signal", dest="dump_signal", action="store_false", help="do not handle SIGUSR1")
+    run.add_argument("--quiet", action="store_true", help="print no report at exit (files are still written)")
+    run.add_argument("--capacity", type=int, default=1 << 18, metavar="EVENTS", help="switch events kept (default %(default)s)")
+    run.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script")
+    run.add_argument("target", nargs=argparse.REMAINDER, metavar="SCRIPT | ARGS", help="the script and its arguments")
+    run.set_defaults(func=cmd_run)
+
+    ps = commands.add_parser("ps", help="list inspectable programs of this user")
+    ps.add_argument("--json", action="store_true", help="print JSON")
+    ps.set_defaults(func=cmd_ps)
+
+    for name, help_text, func in (
+        ("tree", "the greenlet tree of a program now", cmd_tree),
+        ("stacks", "the full stack of every greenlet of a program", cmd_stacks),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("pid", type=_pid, metavar="PID")
+        sub.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+        sub.add_argument("--timeout", type=_seconds, default=10.0, help=argparse.SUPPRESS)
+        sub.set_defaults(func=func)
+
+    top = commands.add_parser("top", help="a live view of a program's busiest greenlets")
+    top.add_argument("pid", type=_pid, metavar="PID")
+    top.add_argument("--sort", choices=("run", "switches"), default="run", help="order rows by run time or switch rate")
+    top.add_argument("--interval", type=_seconds, default=1.0, help="seconds between refreshes")
+    top.add_argument("--rows", type=int, default=25, help="rows shown")
+    top.add_argument("--iterations", type=int, metavar="N", help="stop after N refreshes")
+    top.add_argument("--once", action="store_const", const=1, dest="iterations", help="print one table and stop")
+    top.set_defaults(func=cmd_top)
+
+    record = commands.add_parser("record", help="record a running program's switches")
+    record.add_argument("pid", type=_pid, metavar="PID")
+    record.add_argument("--seconds", type=_seconds, required=True, metavar="N")
+    record.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace JSON")
+    record.add_argument("--svg", metavar="FILE", help="write the timeline as an SVG picture")
+    record.set_defaults(func=cmd_record)
+
+    view = commands.add_parser("view", help="render a saved snapshot, recording or trace")
+    view.add_argument("file", metavar="FILE")
+    view.add_argument("--stacks", action="store_true", help="show full stacks in a snapshot's tree")
+    view.set_defaults(func=cmd_view)
+    return parser
+
+
+def _stdout() -> Console:
+    return Console(soft_wrap=False)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True)
+
+
+# --- run --------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> Any:
+    """``greentrace run``."""
+    from .runner import RunError, RunOptions, run
+
+    target = list(args.target)
+    if target and target[0] == "--":
+        target.pop(0)
+    if args.module is None and not target:
+        raise CliError("run: give a SCRIPT or -m MODULE")
+    options = RunOptions(
+        script=None if args.module is not None else target[0],
+        module=args.module,
+        args=target if args.module is not None else target[1:],
+        trace=args.trace,
+        svg=args.svg,
+        live=args.live,
+        serve=args.serve,
+        blocking=args.blocking,
+        dump_signal=args.dump_signal,
+        capacity=args.capacity,
+        quiet=args.quiet,
+    )
+    if options.capacity <= 0:
+        raise CliError("run: --capacity must be positive")
+    try:
+        return run(options)
+    except RunError as exc:
+        raise CliError(f"run: {exc}") from None
+
+
+# --- inspecting running programs --------------------------------------------------
+
+
+@contextlib.contextmanager
+def _client(pid: int, timeout: float = 10.0) -> Iterator[Any]:
+    from .inspector import Client, InspectorError
+
+    try:
+        with Client(pid, timeout=timeout) as client:
+            yield client
+    except InspectorError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _uptime(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    """``greentrace ps``."""
+    from .inspector import programs, runtime_dir
+
+    found, removed = programs(clean=True)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    err = _stderr()
+    if removed:
+        err.print(f"greentrace: removed {removed} stale socket{'s' if removed != 1 else ''}", highlight=False)
+    if not found:
+        err.print(f"greentrace: no inspectable programs of this user (sockets in {runtime_dir()})", highlight=False, markup=False)
+        return 0
+    table = Table(box=None, pad_edge=False)
+    for header, justify in (("PID", "right"), ("GREENLETS", "right"), ("UPTIME", "right"), ("COMMAND", "left")):
+        table.add_column(header, justify=justify, no_wrap=header != "COMMAND")  # type: ignore[arg-type]
+    for info in found:
+        if "error" in info:
+            table.add_row(str(info["pid"]), "?", "?", Text(info["error"], style="red"))
+            continue
+        command = " ".join(str(a) for a in info.get("argv") or []) or "?"
+        table.add_row(str(info.get("pid")), str(info.get("greenlets", "?")), _uptime(float(info.get("uptime", 0))), Text(command))
+    _stdout().print(table)
+    return 0
+
+
+def _show_snapshot(args: argparse.Namespace, stacks: bool) -> int:
+    from .render import stacks as render_stacks
+    from .render import tree
+
+    with _client(args.pid, args.timeout) as client:
+        snap = _call(client.snapshot, stacks=stacks)
+    if args.json:
+        print(snap.to_json(indent=2))
+        return 0
+    _stdout().print(render_stacks(snap) if stacks else tree(snap))
+    return 0
+
+
+def _call(func: Any, *args: Any, **kwargs: Any) -> Any:
+    from .inspector import InspectorError
+
+    try:
+        return func(*args, **kwargs)
+    except InspectorError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_tree(args: argparse.Namespace) -> int:
+    """``greentrace tree PID``."""
+    return _show_snapshot(args, stacks=False)
+
+
+def cmd_stacks(args: argparse.Namespace) -> int:
+    """``greentrace stacks PID``."""
+    return _show_snapshot(args, stacks=True)
+
+
+class _Keys:
+    """Reads single keys from a terminal stdin without echo; does nothing otherwise."""
+
+    def __init__(self) -> None:
+        self.saved: Any = None
+        self.fd = sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else None
+
+    def __enter__(self) -> _Keys:
+        if self.fd is not None:
+            import termios
+            import tty
+
+            self.saved = termios.tcgetattr(self.fd)
+            tty.setcbreak(self.fd)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            import termios
+
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+
+    def wait(self, seconds: float) -> str | None:
+        """Wait up to ``seconds`` for a key; return it, or None."""
+        if self.fd is None:
+            time.sleep(seconds)
+            return None
+        ready, _, _ = select.select([self.fd], [], [], seconds)
+        return os.read(self.fd, 1).decode(errors="replace") if ready else None
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    """``greentrace top PID``."""
+    from rich.live import Live
+
+    from .render import top_table
+
+    if args.iterations is not None and args.iterations <= 0:
+        raise CliError("top: --iterations must be positive")
+    console = _stdout()
+    previous: Snapshot | None = None
+    done = 0
+    animate = console.is_terminal and args.iterations != 1
+    with _client(args.pid) as client, _Keys() as keys:
+        live = Live(console=console, auto_refresh=False, transient=False) if animate else None
+        with live if live is not None else contextlib.nullcontext():
+            while True:
+                snap = _call(client.snapshot)
+                table = top_table(snap, previous, sort=args.sort, limit=args.rows)
+                previous = snap
+                done += 1
+                if live is None:
+                    console.print(table)
+                else:
+                    order = "run time" if args.sort == "run" else "switch rate"
+                    footer = Text(f"q or Ctrl-C quits · sorted by {order}", style="dim")
+                    live.update(Group(table, footer), refresh=True)
+                if args.iterations is not None and done >= args.iterations:
+                    break
+                if keys.wait(args.interval) in ("q", "Q"):
+                    break
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """``greentrace record PID --seconds N``."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .export import timeline_svg
+    from .inspector import MAX_RECORD_SECONDS
+    from .render import summary, timeline
+    from .runner import save_trace
+
+    if args.seconds > MAX_RECORD_SECONDS:
+        raise CliError(f"record: at most {MAX_RECORD_SECONDS:g} seconds at a time")
+    err = _stderr()
+    with _client(args.pid) as client:
+        progress = Progress(
+            TextColumn(f"recording pid {args.pid}"), BarColumn(), TimeRemainingColumn(), console=err, transient=True
+        )
+        with progress:
+            task = progress.add_task("record", total=args.seconds)
+            began = time.monotonic()
+
+            def tick() -> None:
+                progress.update(task, completed=min(args.seconds, time.monotonic() - began))
+
+            recording: Recording = _call(client.record, args.seconds, tick=tick)
+    written = False
+    for path, write, what in ((args.trace, save_trace, "trace"), (args.svg, timeline_svg, "timeline picture")):
+        if path is None:
+            continue
+        try:
+            write(recording, path)
+        except OSError as exc:
+            raise CliError(f"cannot write {path}: {exc.strerror}") from None
+        err.print(f"greentrace: wrote {what} {path}", markup=False, highlight=False)
+        written = True
+    out = _stdout()
+    if not written:
+        out.print(timeline(recording, width=out.width))
+    out.print(summary(recording))
+    return 0
+
+
+# --- files ------------------------------------------------------------------------
+
+
+def read_document(path: str) -> Snapshot | Recording:
+    """A snapshot or recording from a JSON file, or a trace written by greentrace."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        document = json.loads(data)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(data.rstrip()) - 1 or exc.msg.startswith("Unterminated"):
+            raise CliError(f"{path}: not valid JSON, the file looks truncated ({exc})") from None
+        raise CliError(f"{path}: not valid JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CliError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(document, dict) and "traceEvents" in document and "kind" not in document:
+        if "greentrace" not in document:
+            raise CliError(f"{path}: a trace without greentrace data: open it in Perfetto (https://ui.perfetto.dev)")
+        document = document["greentrace"]
+    try:
+        kind = document.get("kind") if isinstance(document, dict) else None
+        if kind == "snapshot":
+            return Snapshot.from_dict(document)
+        if kind == "recording":
+            return Recording.from_dict(document)
+        raise ValueError(f"kind {kind!r} is neither 'snapshot' nor 'recording'")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CliError(f"{path}: not a valid greentrace file: {exc}") from None
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """``greentrace view FILE``."""
+    from .render import summary, timeline, tree
+
+    document = read_document(args.file)
+    console = _stdout()
+    try:
+        if isinstance(document, Snapshot):
+            renderable: RenderableType = tree(document, stacks=args.stacks)
+        else:
+            renderable = Group(timeline(document, width=max(30, console.width)), summary(document))
+        console.print(renderable)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        raise CliError(f"{args.file}: not a valid greentrace file: {exc}") from None
+    return 0
+
+
+# --- entry point ------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> Any:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silence the exit flush)
+        return 1

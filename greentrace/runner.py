@@ -1,0 +1,305 @@
+"""``greentrace run``: run a program with observation on, then show what happened.
+
+The program runs in this interpreter like ``python SCRIPT`` or ``python -m
+MODULE`` would run it (``runpy``, ``sys.argv`` and ``sys.path[0]`` set the
+same way), with spawn tracking and a switch recording on.  However it ends
+(normally, ``sys.exit``, an exception or Ctrl-C), the greenlet tree and a
+timeline summary go to stderr, and the trace and picture files are written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import runpy
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.text import Text
+
+from .model import Recording, Snapshot
+
+SPAWN_DEPTH = 8
+TREE_LIMIT = 200
+TIMELINE_LIMIT = 60
+HARVEST_INTERVAL = 0.01
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class RunError(Exception):
+    """The program could not be started."""
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """What ``greentrace run`` was asked to do."""
+
+    script: str | None = None
+    module: str | None = None
+    args: list[str] = dataclasses.field(default_factory=list)
+    trace: str | None = None
+    svg: str | None = None
+    live: bool = False
+    serve: bool = False
+    blocking: float | None = None
+    dump_signal: bool = True
+    capacity: int = 1 << 18
+    quiet: bool = False
+
+
+def save_trace(recording: Recording, path: str | os.PathLike[str]) -> Path:
+    """Write the Chrome/Perfetto trace of a recording, with the recording itself inside.
+
+    Trace viewers ignore the extra top-level ``greentrace`` key; ``greentrace
+    view`` reads it to draw the timeline again.
+    """
+    from .export import to_chrome_trace
+
+    document = to_chrome_trace(recording)
+    document["greentrace"] = recording.to_dict()
+    target = Path(path)
+    with target.open("w", encoding="utf-8") as stream:
+        json.dump(document, stream, separators=(",", ":"))
+    return target
+
+
+def trim(snapshot: Snapshot, limit: int) -> tuple[Snapshot, int]:
+    """At most about ``limit`` greenlets, live ones first, with their ancestors; and how many left out."""
+    if len(snapshot.greenlets) <= limit:
+        return snapshot, 0
+    index = snapshot.by_id()
+    ranked = sorted(snapshot.greenlets, key=lambda g: (not g.is_main, g.state == "dead", g.id))
+    keep: set[int] = set()
+    for g in ranked[:limit]:
+        current: Any = g
+        while current is not None and current.id not in keep:
+            keep.add(current.id)
+            current = index.get(current.parent_id) if current.parent_id is not None else None
+    kept = [g for g in snapshot.greenlets if g.id in keep]
+    return dataclasses.replace(snapshot, greenlets=kept), len(snapshot.greenlets) - len(kept)
+
+
+def report(snapshot: Snapshot, recording: Recording | None, width: int | None = None) -> RenderableType:
+    """The tree and the timeline summary printed when a program ends."""
+    from .render import summary, timeline, tree
+
+    shown, omitted = trim(snapshot, TREE_LIMIT)
+    parts: list[RenderableType] = [Text("greenlets at exit", style="bold underline")]
+    parts.append(tree(shown) if shown.greenlets else Text("(no greenlets)", style="dim"))
+    if omitted:
+        parts.append(Text(f"… {omitted} more greenlets not shown", style="dim"))
+    if recording is not None:
+        count = len(recording.greenlet_ids())
+        if count <= TIMELINE_LIMIT:
+            parts.append(timeline(recording, width=max(30, width or 100)))
+        else:
+            parts.append(Text(f"({count} greenlets: timeline left out; see --svg or --trace)", style="dim"))
+        parts.append(summary(recording))
+    return Group(*parts)
+
+
+class _Background:
+    """A hidden thread doing ``step`` every ``interval`` seconds until stopped."""
+
+    def __init__(self, name: str, interval: float, step: Callable[[], None]) -> None:
+        self.interval = interval
+        self.step = step
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def _loop(self) -> None:
+        from . import capture
+
+        capture.mark_internal()
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    self.step()
+                except Exception:  # noqa: BLE001,S112 (an observer must not break the program)
+                    continue
+        finally:
+            capture.unmark_internal()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(5)
+
+
+class _LiveView:
+    """A refreshing top table on the terminal while the program runs."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.live import Live
+
+        self.previous: Snapshot | None = None
+        redirect = sys.stdout.isatty()
+        self.live = Live(
+            Text("greentrace: starting…"),
+            console=console,
+            auto_refresh=False,
+            transient=True,
+            redirect_stdout=redirect,
+            redirect_stderr=redirect,
+        )
+        self.worker = _Background("greentrace-live", 0.5, self.refresh)
+
+    def refresh(self) -> None:
+        from . import capture
+        from .render import top_table
+
+        snap = capture.snapshot(lines=False)
+        previous = self.previous if self.previous is not None and self.previous.monotonic_ns < snap.monotonic_ns else None
+        self.live.update(top_table(snap, previous, limit=20), refresh=True)
+        self.previous = snap
+
+    def start(self) -> None:
+        self.live.start()
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.live.stop()
+
+
+def _user_traceback(tb: TracebackType | None) -> TracebackType | None:
+    """Skip the frames of greentrace and runpy at the top of a traceback."""
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if not (name.startswith(_PACKAGE_DIR) or "runpy" in name):
+            break
+        tb = tb.tb_next
+    return tb
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM ends the program like ``sys.exit``, so the report is still printed."""
+    raise SystemExit(128 + signum)
+
+
+def _prepare(options: RunOptions) -> Callable[[], Any]:
+    """Check the target, set ``sys.argv`` and ``sys.path[0]``; return what runs it."""
+    if options.module is not None:
+        module = options.module
+        try:
+            import importlib.util
+
+            sys.path[0:1] = [os.getcwd()]
+            if importlib.util.find_spec(module) is None:
+                raise RunError(f"no module named {module!r}")
+        except (ImportError, ValueError) as exc:
+            raise RunError(f"cannot find module {module!r}: {exc}") from None
+        sys.argv = [module, *options.args]
+
+        def run_module() -> Any:
+            return runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+        return run_module
+    script = options.script
+    if script is None:
+        raise RunError("nothing to run: give a SCRIPT or -m MODULE")
+    if not os.path.exists(script):
+        raise RunError(f"can't open file {script!r}: no such file")
+    sys.argv = [script, *options.args]
+    sys.path[0:1] = [os.path.dirname(os.path.realpath(script))]
+
+    def run_script() -> Any:
+        return runpy.run_path(script, run_name="__main__")
+
+    return run_script
+
+
+def run(options: RunOptions) -> Any:
+    """Run the program; return its exit status (an int, or a SystemExit code)."""
+    import greenlet
+
+    from . import capture, install_dump_signal
+    from .blocking import Watchdog
+
+    console = Console(stderr=True)
+    target = _prepare(options)
+    capture.hide_launcher(target.__code__)
+    greenlet.set_spawn_tracking(SPAWN_DEPTH)
+    recorder = capture.Recorder(options.capacity).start()
+    harvester = _Background("greentrace-harvest", HARVEST_INTERVAL, recorder.harvest)
+    harvester.start()
+    if threading.current_thread() is threading.main_thread():
+        if options.dump_signal:
+            install_dump_signal()
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _terminated)
+    if options.serve:
+        from .inspector import serve
+
+        path = serve()
+        console.print(f"greentrace: serving pid {os.getpid()} on {path}", markup=False, highlight=False)
+    watchdog = Watchdog(options.blocking).start() if options.blocking else None
+    live = _LiveView(console) if options.live else None
+    if live is not None:
+        live.start()
+    status: Any = 0
+    snap: Snapshot | None = None
+    try:
+        target()
+    except SystemExit as exc:
+        status = exc.code
+        snap = capture.snapshot()
+    except KeyboardInterrupt:
+        status = 130
+        snap = capture.snapshot()
+        console.print("greentrace: interrupted", style="bold")
+    except BaseException as exc:  # noqa: BLE001 (the program's failure is reported, like python does)
+        status = 1
+        snap = capture.snapshot()
+        traceback.print_exception(type(exc), exc, _user_traceback(exc.__traceback__))
+    finally:
+        if live is not None:
+            live.stop()
+        if watchdog is not None:
+            watchdog.stop()
+        harvester.stop()
+    try:
+        if snap is None:
+            snap = capture.snapshot()
+        recording = recorder.stop()
+        greenlet.set_spawn_tracking(0)
+        if not options.quiet:
+            console.print(report(snap, recording, width=console.width))
+        failed = _write_outputs(options, recording, console)
+    except KeyboardInterrupt:
+        return 130
+    if failed and status in (0, None):
+        return 1
+    return status
+
+
+def _write_outputs(options: RunOptions, recording: Recording, console: Console) -> bool:
+    """Write the requested files; say where; True if one could not be written."""
+    from .export import timeline_svg
+
+    failed = False
+    for path, write, what in (
+        (options.trace, save_trace, "trace"),
+        (options.svg, timeline_svg, "timeline picture"),
+    ):
+        if path is None:
+            continue
+        try:
+            write(recording, path)
+        except OSError as exc:
+            console.print(f"greentrace: cannot write {path}: {exc.strerror}", markup=False, highlight=False)
+            failed = True
+        else:
+            console.print(f"greentrace: wrote {what} {path}", markup=False, highlight=False)
+    return failed
