@@ -39,6 +39,7 @@ MAX_RECORD_CAPACITY = 4 * 1024 * 1024
 MAX_CONNECTIONS = 8
 IDLE_TIMEOUT = 30.0
 OPS = ("ping", "info", "snapshot", "stacks", "record")
+EXITING = "the program is exiting"
 _UCRED = struct.Struct("3i")  # pid, uid, gid
 _STARTED_AT = time.time()
 
@@ -98,14 +99,19 @@ def _peer_uid(sock: socket.socket) -> int:
 
 
 def pid_alive(pid: int) -> bool:
-    """True if a process with ``pid`` exists (of any user)."""
+    """True if a process with ``pid`` exists (of any user) and has not exited."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")  # a zombie has exited; only its parent has not noticed
 
 
 # --- the server -------------------------------------------------------------------
@@ -152,12 +158,15 @@ def _number(request: dict[str, Any], key: str, low: float, high: float) -> float
 class Server:
     """Accepts connections on a Unix socket in a daemon thread; one thread per client."""
 
+    idle_timeout = IDLE_TIMEOUT
+    max_connections = MAX_CONNECTIONS
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.pid = os.getpid()
         self.started_at = _process_started_at()
         self._stop = threading.Event()
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._slots = threading.BoundedSemaphore(self.max_connections)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._inode: int | None = None
         self._thread: threading.Thread | None = None
@@ -172,7 +181,7 @@ class Server:
         self._sock.bind(str(self.path))
         os.chmod(self.path, 0o600)
         self._inode = self.path.stat().st_ino
-        self._sock.listen(MAX_CONNECTIONS)
+        self._sock.listen(self.max_connections)
         self._thread = threading.Thread(
             target=self._accept_loop, name="greentrace-inspector", daemon=True
         )
@@ -233,7 +242,7 @@ class Server:
             if _peer_uid(conn) != os.getuid():
                 self._refuse(conn, "permission denied: only the owner may inspect")
                 return
-            conn.settimeout(IDLE_TIMEOUT)
+            conn.settimeout(self.idle_timeout)
             self._converse(conn)
         except OSError:
             pass
@@ -282,7 +291,7 @@ class Server:
         except _BadRequest as exc:
             return _answer(None, error=f"bad {op} request: {exc}")
         except _Exiting:
-            return _answer(None, error="the program is exiting")
+            return _answer(None, error=EXITING)
         except Exception as exc:  # noqa: BLE001 (the server thread must survive)
             return _answer(None, error=f"{op} failed: {type(exc).__name__}: {exc}")
 
@@ -456,6 +465,9 @@ class Client:
             raise InspectorError(f"process {self.pid} speaks another protocol version")
         if not answer.get("ok"):
             error = answer.get("error", "unknown error")
+            if error == EXITING:
+                during = " during the recording" if op == "record" else ""
+                raise InspectorError(f"process {self.pid} exited{during}")
             if str(error).startswith("permission denied"):
                 raise InspectorError(f"process {self.pid} refused: {error}")
             raise InspectorError(f"process {self.pid}: {error}")

@@ -234,23 +234,25 @@ def run(options: RunOptions) -> Any:
     recorder = capture.Recorder(options.capacity).start()
     harvester = _Background("greentrace-harvest", HARVEST_INTERVAL, recorder.harvest)
     harvester.start()
-    if threading.current_thread() is threading.main_thread():
-        if options.dump_signal:
-            install_dump_signal()
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _terminated)
-    if options.serve:
-        from .inspector import serve
-
-        path = serve()
-        console.print(f"greentrace: serving pid {os.getpid()} on {path}", markup=False, highlight=False)
-    watchdog = Watchdog(options.blocking).start() if options.blocking else None
-    live = _LiveView(console) if options.live else None
-    if live is not None:
-        live.start()
     status: Any = 0
     snap: Snapshot | None = None
+    watchdog: Watchdog | None = None
+    live: _LiveView | None = None
     try:
+        if threading.current_thread() is threading.main_thread():
+            if options.dump_signal:
+                install_dump_signal()
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, _terminated)
+        if options.serve:
+            from .inspector import serve
+
+            path = serve()
+            console.print(f"greentrace: serving pid {os.getpid()} on {path}", markup=False, highlight=False)
+        watchdog = Watchdog(options.blocking).start() if options.blocking else None
+        live = _LiveView(console) if options.live else None
+        if live is not None:
+            live.start()
         target()
     except SystemExit as exc:
         status = exc.code
