@@ -72,7 +72,11 @@ def print_tree(file: IO[str] | None = None, stacks: bool = False) -> None:
     from .render import tree
 
     console = Console(file=file if file is not None else _sys.stdout, soft_wrap=False)
-    console.print(tree(snapshot(), stacks=stacks))
+    taken = snapshot()
+    if not taken.greenlets:
+        console.print(f"greentrace: no greenlets in pid {taken.pid} yet", markup=False, highlight=False)
+        return
+    console.print(tree(taken, stacks=stacks))
 
 
 def _dump(signum: int, frame: Any) -> None:

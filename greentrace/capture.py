@@ -14,8 +14,10 @@ greenlet is reported as it was when it was read.
 
 from __future__ import annotations
 
+import contextlib
 import linecache
 import os
+import signal
 import sys
 import threading
 import time
@@ -50,8 +52,24 @@ _Raw = tuple[str, int, str]
 _launchers: set[CodeType] = set()
 
 
+_ASYNC_SIGNALS = {
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGWINCH")
+    if hasattr(signal, name)
+}
+
+
 def mark_internal(ident: int | None = None) -> None:
-    """Hide a thread (the calling one by default) from snapshots and recordings."""
+    """Hide a thread (the calling one by default) from snapshots and recordings.
+
+    Called by the thread itself, it also blocks asynchronous signals there,
+    so the kernel delivers them to the program's threads: a signal landing in
+    a helper thread may wait long before the main thread runs its handler
+    (CPython 3.10 can even lose track of it until another signal comes).
+    """
+    if ident is None or ident == threading.get_ident():
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
     with _internal_lock:
         _internal_threads.add(threading.get_ident() if ident is None else ident)
 

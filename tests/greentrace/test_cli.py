@@ -157,6 +157,7 @@ def test_run_on_ctrl_c_reports_the_hung_program(runtime: Path) -> None:
 def test_dump_signal_prints_every_stack(runtime: Path) -> None:
     log = runtime / "stderr.txt"
     with Program(runtime, HANG, stderr_file=log) as program:
+        blocked(program)
         program.proc.send_signal(signal.SIGUSR1)
         poll(lambda: True if "event.wait()" in log.read_text() else None, what="the dump")
         program.stop(signal.SIGTERM)
@@ -166,6 +167,16 @@ def test_dump_signal_prints_every_stack(runtime: Path) -> None:
     assert "time.sleep(0.05)" in dump  # the blocker's running line
     assert dump.count('File "') >= 6
     assert "busiest greenlets" in report  # SIGTERM ends it like sys.exit: reported
+
+
+def blocked(program: Program) -> None:
+    """Wait until the hang example is stuck in its blocker."""
+
+    def stuck() -> bool | None:
+        greenlets = program.snapshot()["greenlets"]
+        return True if any(g["name"] == "blocker" and g["state"] == "running" for g in greenlets) else None
+
+    poll(stuck, what="the blocker")
 
 
 def test_run_bad_target_is_one_line(runtime: Path) -> None:
@@ -266,12 +277,7 @@ def test_tree_shows_the_worker_hierarchy(runtime: Path) -> None:
 
 def test_stacks_of_the_hung_program(runtime: Path) -> None:
     with Program(runtime, HANG) as program:
-        poll(
-            lambda: True
-            if any(g["name"] == "blocker" and g["state"] == "running" for g in program.snapshot()["greenlets"])
-            else None,
-            what="the blocker",
-        )
+        blocked(program)
         proc = greentrace(runtime, "stacks", str(program.pid))
         assert proc.returncode == 0, proc.stderr
         blocks = proc.stdout.split("\n\n")
