@@ -144,6 +144,7 @@ def test_run_reports_however_the_program_ends(runtime: Path, body: str, status: 
 
 def test_run_on_ctrl_c_reports_the_hung_program(runtime: Path) -> None:
     with Program(runtime, HANG) as program:
+        blocked(program)
         out, err = program.stop(signal.SIGINT)
     assert program.proc.returncode == 130, err
     assert "blocking with 3 greenlets waiting" in out
