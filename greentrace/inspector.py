@@ -155,6 +155,26 @@ def _number(request: dict[str, Any], key: str, low: float, high: float) -> float
     return float(value)
 
 
+def _linger(conn: socket.socket, limit: int = MAX_REQUEST) -> None:
+    """End our side, then drop what the peer still sends, so it reads our last answer.
+
+    Closing a socket with unread input resets the connection, and the peer
+    may lose the answer that explains why we stopped.
+    """
+    conn.shutdown(socket.SHUT_WR)
+    deadline = time.monotonic() + 0.5
+    discarded = 0
+    while discarded <= limit:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        conn.settimeout(left)
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        discarded += len(chunk)
+
+
 class Server:
     """Accepts connections on a Unix socket in a daemon thread; one thread per client."""
 
@@ -166,7 +186,7 @@ class Server:
         self.pid = os.getpid()
         self.started_at = _process_started_at()
         self._stop = threading.Event()
-        self._slots = threading.BoundedSemaphore(self.max_connections)
+        self._slots = threading.BoundedSemaphore(1)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._inode: int | None = None
         self._thread: threading.Thread | None = None
@@ -174,6 +194,7 @@ class Server:
     def start(self) -> None:
         """Bind (replacing a stale socket of our pid), restrict, listen, accept in a thread."""
         _checked_dir(self.path.parent, create=True)
+        self._slots = threading.BoundedSemaphore(self.max_connections)
         try:
             self.path.unlink()
         except FileNotFoundError:
@@ -189,14 +210,17 @@ class Server:
 
     def close(self) -> None:
         """Stop accepting, end recordings in progress, remove our socket."""
+        if os.getpid() != self.pid:
+            # A forked child shares the listening socket: shutting it down or
+            # removing its file would take the parent's server away.
+            self._sock.close()
+            return
         self._stop.set()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
         except OSError:
             pass
         self._sock.close()
-        if os.getpid() != self.pid:
-            return  # a forked child: the socket belongs to the parent
         try:
             if self.path.stat().st_ino == self._inode:
                 self.path.unlink()
@@ -229,6 +253,7 @@ class Server:
         try:
             conn.settimeout(1.0)
             conn.sendall(_answer(None, error=why))
+            _linger(conn)
         except OSError:
             pass
         finally:
@@ -244,6 +269,7 @@ class Server:
                 return
             conn.settimeout(self.idle_timeout)
             self._converse(conn)
+            _linger(conn)
         except OSError:
             pass
         finally:
