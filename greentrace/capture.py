@@ -224,7 +224,7 @@ def _frame_info(raw: _Raw | tuple[Any, ...], with_line: bool) -> FrameInfo:
 def snapshot(stack_limit: int = STACK_LIMIT, lines: bool = True) -> Snapshot:
     """Every greenlet of every thread, with stacks, as a model Snapshot."""
     here = threading.get_ident()
-    skip = internal_threads() - {here}
+    skip = internal_threads()
     names = {t.ident: t.name for t in threading.enumerate()}
     taken_at, mono = time.time(), time.monotonic_ns()
     running_threads = set(sys._current_frames())
@@ -264,7 +264,7 @@ def _threads(
 ) -> list[ThreadInfo]:
     """One ThreadInfo per thread owning greenlets, the main thread first."""
     order: list[int] = []
-    mains: dict[int, int] = {}
+    mains: dict[int, GreenletInfo] = {}
     current: dict[int, int] = {}
     for g in greenlets:
         tid = g.thread_id
@@ -273,21 +273,27 @@ def _threads(
         if tid not in order:
             order.append(tid)
         if g.is_main:
-            mains.setdefault(tid, g.id)
+            mains.setdefault(tid, g)
         if g.state == "running":
             current[tid] = g.id
     main_ident = threading.main_thread().ident
     order.sort(key=lambda tid: tid != main_ident)
-    return [
-        ThreadInfo(
-            thread_id=tid,
-            name=names.get(tid),
-            main_greenlet_id=mains.get(tid),
-            current_greenlet_id=current.get(tid),
-            alive=tid in running,
+    infos = []
+    for tid in order:
+        main = mains.get(tid)
+        # A live thread's main greenlet is never dead: if it is, the thread has
+        # exited and its ident may now belong to another thread.
+        alive = tid in running and (main is None or main.state != "dead")
+        infos.append(
+            ThreadInfo(
+                thread_id=tid,
+                name=names.get(tid) if alive else None,
+                main_greenlet_id=main.id if main is not None else None,
+                current_greenlet_id=current.get(tid),
+                alive=alive,
+            )
         )
-        for tid in order
-    ]
+    return infos
 
 
 def greenlet_count() -> int:
