@@ -139,7 +139,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=40)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=1, help="0 crawls until interrupted")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="0 crawls until interrupted"
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     site = make_site(args.pages, args.seed)
@@ -154,7 +156,10 @@ def main(argv=None):
         for number, _ in crawler.fetched:
             by_worker[number] = by_worker.get(number, 0) + 1
         shares = ", ".join(f"worker-{n}: {c}" for n, c in sorted(by_worker.items()))
-        print(f"round {round_number}: fetched {len(crawler.fetched)} pages ({shares})", flush=True)
+        print(
+            f"round {round_number}: fetched {len(crawler.fetched)} pages ({shares})",
+            flush=True,
+        )
         assert supervisor.dead
     return 0
 

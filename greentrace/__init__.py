@@ -39,8 +39,8 @@ __all__ = [
     "Snapshot",
     "SwitchEvent",
     "ThreadInfo",
-    "load",
     "install_dump_signal",
+    "load",
     "print_tree",
     "serve",
     "snapshot",
@@ -74,7 +74,11 @@ def print_tree(file: IO[str] | None = None, stacks: bool = False) -> None:
     console = Console(file=file if file is not None else _sys.stdout, soft_wrap=False)
     taken = snapshot()
     if not taken.greenlets:
-        console.print(f"greentrace: no greenlets in pid {taken.pid} yet", markup=False, highlight=False)
+        console.print(
+            f"greentrace: no greenlets in pid {taken.pid} yet",
+            markup=False,
+            highlight=False,
+        )
         return
     console.print(tree(taken, stacks=stacks))
 

@@ -21,9 +21,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from .model import FrameInfo, GreenletMeta
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from .capture import SwitchTap
 
 Reporter = Callable[[str, "BlockReport"], None]
 
@@ -83,9 +88,13 @@ class Watchdog:
         file: IO[str] | None = None,
     ) -> None:
         if not threshold > 0:
-            raise ValueError("the blocking threshold must be a positive number of seconds")
+            raise ValueError(
+                "the blocking threshold must be a positive number of seconds"
+            )
         self.threshold_ns = int(threshold * 1e9)
-        self.interval = interval if interval is not None else min(max(threshold / 5, 0.005), 0.25)
+        self.interval = (
+            interval if interval is not None else min(max(threshold / 5, 0.005), 0.25)
+        )
         self.ignore = ignore
         self.file = file
         self.reports: list[BlockReport] = []
@@ -93,11 +102,13 @@ class Watchdog:
         self._states: dict[int, _Held] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._tap = None
+        self._tap: SwitchTap | None = None
         self._names: dict[int, str] = {}
+        self._reporter_failed = False
 
-    def __enter__(self) -> Watchdog:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -121,7 +132,9 @@ class Watchdog:
             tid: _Held(gid, now, exact=False)
             for tid, gid in capture.running_by_thread().items()
         }
-        self._thread = threading.Thread(target=self._loop, name="greentrace-blocking", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="greentrace-blocking", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -229,8 +242,10 @@ class Watchdog:
     def _emit(self, kind: str, report: BlockReport) -> None:
         try:
             self._report(kind, report)
-        except Exception:  # noqa: BLE001 (a broken reporter must not stop the watchdog)
-            pass
+        except Exception as exc:  # noqa: BLE001 (a broken reporter must not stop the watchdog)
+            if not self._reporter_failed:
+                self._reporter_failed = True
+                print(f"greentrace: blocking reporter failed: {exc!r}", file=sys.stderr)
 
     def _print(self, kind: str, report: BlockReport) -> None:
         print_report(kind, report, self.file)
@@ -258,13 +273,22 @@ def print_report(kind: str, report: BlockReport, file: IO[str] | None = None) ->
     from rich.console import Console
     from rich.text import Text
 
-    console = Console(file=file if file is not None else sys.stderr, soft_wrap=True, highlight=False)
-    console.print(Text.assemble(("greentrace: ", "bold"), (describe(kind, report), "red" if kind == "blocked" else "")))
+    console = Console(
+        file=file if file is not None else sys.stderr, soft_wrap=True, highlight=False
+    )
+    console.print(
+        Text.assemble(
+            ("greentrace: ", "bold"),
+            (describe(kind, report), "red" if kind == "blocked" else ""),
+        )
+    )
     if kind == "blocked":
         for frame in report.stack:
             console.print(
                 Text.assemble(
-                    "  File ", (f'"{frame.filename}"', "blue"), f", line {frame.lineno}, in {frame.function}"
+                    "  File ",
+                    (f'"{frame.filename}"', "blue"),
+                    f", line {frame.lineno}, in {frame.function}",
                 )
             )
             if frame.line:

@@ -23,7 +23,7 @@ import threading
 import time
 import weakref
 from types import CodeType, FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import greenlet
 
@@ -36,6 +36,9 @@ from .model import (
     SwitchEvent,
     ThreadInfo,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 STACK_LIMIT = 256
 """Frames kept per greenlet; deeper stacks keep their innermost frames."""
@@ -54,7 +57,17 @@ _launchers: set[CodeType] = set()
 
 _ASYNC_SIGNALS = {
     getattr(signal, name)
-    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGWINCH")
+    for name in (
+        "SIGINT",
+        "SIGTERM",
+        "SIGHUP",
+        "SIGQUIT",
+        "SIGUSR1",
+        "SIGUSR2",
+        "SIGALRM",
+        "SIGCHLD",
+        "SIGWINCH",
+    )
     if hasattr(signal, name)
 }
 
@@ -87,7 +100,7 @@ def internal_threads() -> frozenset[int]:
 
 
 def _qualname(code: Any) -> str:
-    return getattr(code, "co_qualname", None) or code.co_name
+    return str(getattr(code, "co_qualname", None) or code.co_name)
 
 
 def _frames(frame: FrameType | None, limit: int, skip_own: bool) -> list[_Raw]:
@@ -104,7 +117,9 @@ def _frames(frame: FrameType | None, limit: int, skip_own: bool) -> list[_Raw]:
             while out and _is_runpy(out[-1][0]):
                 out.pop()
             break
-        out.append((code.co_filename, frame.f_lineno or code.co_firstlineno, _qualname(code)))
+        out.append(
+            (code.co_filename, frame.f_lineno or code.co_firstlineno, _qualname(code))
+        )
         frame = frame.f_back
     return out
 
@@ -245,7 +260,9 @@ def snapshot(stack_limit: int = STACK_LIMIT, lines: bool = True) -> Snapshot:
                 **r,
                 stack=stack,
                 location=stack[0] if stack else None,
-                spawn_site=None if spawn is None else [_frame_info(f, False) for f in spawn],
+                spawn_site=None
+                if spawn is None
+                else [_frame_info(f, False) for f in spawn],
             )
         )
     threads = _threads(greenlets, names, running_threads)
@@ -371,7 +388,7 @@ class Recorder:
         skip = internal_threads()
         with self._lock:
             everything = greenlet.all_greenlets()
-            fresh = []
+            fresh: list[Any] = []
             if refresh:
                 fresh = everything
             else:
@@ -380,9 +397,9 @@ class Recorder:
                         break
                     fresh.append(g)
                 for ref in self._pending.values():
-                    g = ref()
-                    if g is not None:
-                        fresh.append(g)
+                    waiting = ref()
+                    if waiting is not None:
+                        fresh.append(waiting)
             self._pending = {}
             if everything:
                 self._last_id = max(self._last_id, everything[-1].gr_id)
@@ -398,8 +415,9 @@ class Recorder:
                 except Exception:  # noqa: BLE001,S112 (died while read)
                     continue
 
-    def __enter__(self) -> Recorder:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.result = self.stop()
@@ -438,7 +456,9 @@ class Recorder:
         )
 
 
-def record(seconds: float, capacity: int = 65536, stop: threading.Event | None = None) -> Recording:
+def record(
+    seconds: float, capacity: int = 65536, stop: threading.Event | None = None
+) -> Recording:
     """Record every switch for ``seconds`` (less if ``stop`` is set) and return it."""
     recorder = Recorder(capacity).start()
     waiter = stop if stop is not None else threading.Event()

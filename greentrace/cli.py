@@ -15,13 +15,16 @@ import select
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from .model import Recording, Snapshot
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 PROG = "greentrace"
 
@@ -46,14 +49,17 @@ def _seconds(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of seconds: {text!r}"
+        )
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
-        prog=PROG, description="See inside greenlet programs: trees, stacks, switch timelines."
+        prog=PROG,
+        description="See inside greenlet programs: trees, stacks, switch timelines.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -64,16 +70,53 @@ def build_parser() -> argparse.ArgumentParser:
         "at exit print the greenlet tree and a timeline summary to stderr.  "
         "SIGUSR1 prints every greenlet's stack meanwhile.",
     )
-    run.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace JSON")
-    run.add_argument("--svg", metavar="FILE", help="write the timeline as an SVG picture")
-    run.add_argument("--live", action="store_true", help="show a refreshing view while it runs")
-    run.add_argument("--serve", action="store_true", help="make it inspectable (ps, tree, stacks, top, record)")
-    run.add_argument("--blocking", metavar="SECONDS", type=_seconds, help="report greenlets holding their thread longer")
-    run.add_argument("--no-dump-signal", dest="dump_signal", action="store_false", help="do not handle SIGUSR1")
-    run.add_argument("--quiet", action="store_true", help="print no report at exit (files are still written)")
-    run.add_argument("--capacity", type=int, default=1 << 18, metavar="EVENTS", help="switch events kept (default %(default)s)")
-    run.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script")
-    run.add_argument("target", nargs=argparse.REMAINDER, metavar="SCRIPT | ARGS", help="the script and its arguments")
+    run.add_argument(
+        "--trace", metavar="FILE", help="write a Chrome/Perfetto trace JSON"
+    )
+    run.add_argument(
+        "--svg", metavar="FILE", help="write the timeline as an SVG picture"
+    )
+    run.add_argument(
+        "--live", action="store_true", help="show a refreshing view while it runs"
+    )
+    run.add_argument(
+        "--serve",
+        action="store_true",
+        help="make it inspectable (ps, tree, stacks, top, record)",
+    )
+    run.add_argument(
+        "--blocking",
+        metavar="SECONDS",
+        type=_seconds,
+        help="report greenlets holding their thread longer",
+    )
+    run.add_argument(
+        "--no-dump-signal",
+        dest="dump_signal",
+        action="store_false",
+        help="do not handle SIGUSR1",
+    )
+    run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print no report at exit (files are still written)",
+    )
+    run.add_argument(
+        "--capacity",
+        type=int,
+        default=1 << 18,
+        metavar="EVENTS",
+        help="switch events kept (default %(default)s)",
+    )
+    run.add_argument(
+        "-m", dest="module", metavar="MODULE", help="run a library module as a script"
+    )
+    run.add_argument(
+        "target",
+        nargs=argparse.REMAINDER,
+        metavar="SCRIPT | ARGS",
+        help="the script and its arguments",
+    )
     run.set_defaults(func=cmd_run)
 
     ps = commands.add_parser("ps", help="list inspectable programs of this user")
@@ -86,29 +129,58 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("pid", type=_pid, metavar="PID")
-        sub.add_argument("--json", action="store_true", help="print the snapshot as JSON")
-        sub.add_argument("--timeout", type=_seconds, default=10.0, help=argparse.SUPPRESS)
+        sub.add_argument(
+            "--json", action="store_true", help="print the snapshot as JSON"
+        )
+        sub.add_argument(
+            "--timeout", type=_seconds, default=10.0, help=argparse.SUPPRESS
+        )
         sub.set_defaults(func=func)
 
-    top = commands.add_parser("top", help="a live view of a program's busiest greenlets")
+    top = commands.add_parser(
+        "top", help="a live view of a program's busiest greenlets"
+    )
     top.add_argument("pid", type=_pid, metavar="PID")
-    top.add_argument("--sort", choices=("run", "switches"), default="run", help="order rows by run time or switch rate")
-    top.add_argument("--interval", type=_seconds, default=1.0, help="seconds between refreshes")
+    top.add_argument(
+        "--sort",
+        choices=("run", "switches"),
+        default="run",
+        help="order rows by run time or switch rate",
+    )
+    top.add_argument(
+        "--interval", type=_seconds, default=1.0, help="seconds between refreshes"
+    )
     top.add_argument("--rows", type=int, default=25, help="rows shown")
-    top.add_argument("--iterations", type=int, metavar="N", help="stop after N refreshes")
-    top.add_argument("--once", action="store_const", const=1, dest="iterations", help="print one table and stop")
+    top.add_argument(
+        "--iterations", type=int, metavar="N", help="stop after N refreshes"
+    )
+    top.add_argument(
+        "--once",
+        action="store_const",
+        const=1,
+        dest="iterations",
+        help="print one table and stop",
+    )
     top.set_defaults(func=cmd_top)
 
     record = commands.add_parser("record", help="record a running program's switches")
     record.add_argument("pid", type=_pid, metavar="PID")
     record.add_argument("--seconds", type=_seconds, required=True, metavar="N")
-    record.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace JSON")
-    record.add_argument("--svg", metavar="FILE", help="write the timeline as an SVG picture")
+    record.add_argument(
+        "--trace", metavar="FILE", help="write a Chrome/Perfetto trace JSON"
+    )
+    record.add_argument(
+        "--svg", metavar="FILE", help="write the timeline as an SVG picture"
+    )
     record.set_defaults(func=cmd_record)
 
-    view = commands.add_parser("view", help="render a saved snapshot, recording or trace")
+    view = commands.add_parser(
+        "view", help="render a saved snapshot, recording or trace"
+    )
     view.add_argument("file", metavar="FILE")
-    view.add_argument("--stacks", action="store_true", help="show full stacks in a snapshot's tree")
+    view.add_argument(
+        "--stacks", action="store_true", help="show full stacks in a snapshot's tree"
+    )
     view.set_defaults(func=cmd_view)
     return parser
 
@@ -190,19 +262,36 @@ def cmd_ps(args: argparse.Namespace) -> int:
         return 0
     err = _stderr()
     if removed:
-        err.print(f"greentrace: removed {removed} stale socket{'s' if removed != 1 else ''}", highlight=False)
+        err.print(
+            f"greentrace: removed {removed} stale socket{'s' if removed != 1 else ''}",
+            highlight=False,
+        )
     if not found:
-        err.print(f"greentrace: no inspectable programs of this user (sockets in {runtime_dir()})", highlight=False, markup=False)
+        err.print(
+            f"greentrace: no inspectable programs of this user (sockets in {runtime_dir()})",
+            highlight=False,
+            markup=False,
+        )
         return 0
     table = Table(box=None, pad_edge=False)
-    for header, justify in (("PID", "right"), ("GREENLETS", "right"), ("UPTIME", "right"), ("COMMAND", "left")):
+    for header, justify in (
+        ("PID", "right"),
+        ("GREENLETS", "right"),
+        ("UPTIME", "right"),
+        ("COMMAND", "left"),
+    ):
         table.add_column(header, justify=justify, no_wrap=header != "COMMAND")  # type: ignore[arg-type]
     for info in found:
         if "error" in info:
             table.add_row(str(info["pid"]), "?", "?", Text(info["error"], style="red"))
             continue
         command = " ".join(str(a) for a in info.get("argv") or []) or "?"
-        table.add_row(str(info.get("pid")), str(info.get("greenlets", "?")), _uptime(float(info.get("uptime", 0))), Text(command))
+        table.add_row(
+            str(info.get("pid")),
+            str(info.get("greenlets", "?")),
+            _uptime(float(info.get("uptime", 0))),
+            Text(command),
+        )
     _stdout().print(table)
     return 0
 
@@ -244,9 +333,11 @@ class _Keys:
 
     def __init__(self) -> None:
         self.saved: Any = None
-        self.fd = sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else None
+        self.fd = (
+            sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else None
+        )
 
-    def __enter__(self) -> _Keys:
+    def __enter__(self) -> Self:
         if self.fd is not None:
             import termios
             import tty
@@ -256,7 +347,7 @@ class _Keys:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.saved is not None:
+        if self.saved is not None and self.fd is not None:
             import termios
 
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
@@ -283,7 +374,11 @@ def cmd_top(args: argparse.Namespace) -> int:
     done = 0
     animate = console.is_terminal and args.iterations != 1
     with _client(args.pid) as client, _Keys() as keys:
-        live = Live(console=console, auto_refresh=False, transient=False) if animate else None
+        live = (
+            Live(console=console, auto_refresh=False, transient=False)
+            if animate
+            else None
+        )
         with live if live is not None else contextlib.nullcontext():
             while True:
                 snap = _call(client.snapshot)
@@ -317,18 +412,27 @@ def cmd_record(args: argparse.Namespace) -> int:
     err = _stderr()
     with _client(args.pid) as client:
         progress = Progress(
-            TextColumn(f"recording pid {args.pid}"), BarColumn(), TimeRemainingColumn(), console=err, transient=True
+            TextColumn(f"recording pid {args.pid}"),
+            BarColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
         )
         with progress:
             task = progress.add_task("record", total=args.seconds)
             began = time.monotonic()
 
             def tick() -> None:
-                progress.update(task, completed=min(args.seconds, time.monotonic() - began))
+                progress.update(
+                    task, completed=min(args.seconds, time.monotonic() - began)
+                )
 
             recording: Recording = _call(client.record, args.seconds, tick=tick)
     written = False
-    for path, write, what in ((args.trace, save_trace, "trace"), (args.svg, timeline_svg, "timeline picture")):
+    for path, write, what in (
+        (args.trace, save_trace, "trace"),
+        (args.svg, timeline_svg, "timeline picture"),
+    ):
         if path is None:
             continue
         try:
@@ -358,13 +462,21 @@ def read_document(path: str) -> Snapshot | Recording:
         document = json.loads(data)
     except json.JSONDecodeError as exc:
         if exc.pos >= len(data.rstrip()) - 1 or exc.msg.startswith("Unterminated"):
-            raise CliError(f"{path}: not valid JSON, the file looks truncated ({exc})") from None
+            raise CliError(
+                f"{path}: not valid JSON, the file looks truncated ({exc})"
+            ) from None
         raise CliError(f"{path}: not valid JSON ({exc})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise CliError(f"{path}: not valid JSON ({exc})") from None
-    if isinstance(document, dict) and "traceEvents" in document and "kind" not in document:
+    if (
+        isinstance(document, dict)
+        and "traceEvents" in document
+        and "kind" not in document
+    ):
         if "greentrace" not in document:
-            raise CliError(f"{path}: a trace without greentrace data: open it in Perfetto (https://ui.perfetto.dev)")
+            raise CliError(
+                f"{path}: a trace without greentrace data: open it in Perfetto (https://ui.perfetto.dev)"
+            )
         document = document["greentrace"]
     try:
         kind = document.get("kind") if isinstance(document, dict) else None
@@ -387,7 +499,9 @@ def cmd_view(args: argparse.Namespace) -> int:
         if isinstance(document, Snapshot):
             renderable: RenderableType = tree(document, stacks=args.stacks)
         else:
-            renderable = Group(timeline(document, width=max(30, console.width)), summary(document))
+            renderable = Group(
+                timeline(document, width=max(30, console.width)), summary(document)
+            )
         console.print(renderable)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
         raise CliError(f"{args.file}: not a valid greentrace file: {exc}") from None

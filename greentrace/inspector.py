@@ -27,9 +27,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .model import Recording, Snapshot
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 VERSION = 1
 """Protocol version: the ``v`` of every request and answer."""
@@ -40,6 +43,7 @@ MAX_CONNECTIONS = 8
 IDLE_TIMEOUT = 30.0
 OPS = ("ping", "info", "snapshot", "stacks", "record")
 EXITING = "the program is exiting"
+_T = TypeVar("_T")
 _UCRED = struct.Struct("3i")  # pid, uid, gid
 _STARTED_AT = time.time()
 
@@ -65,7 +69,7 @@ def runtime_dir() -> Path:
             st = None
         if st is not None and stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid():
             return Path(xdg) / "greentrace"
-    return Path(f"/tmp/greentrace-{os.getuid()}")  # noqa: S108 (checked: ours, 0700)
+    return Path(f"/tmp/greentrace-{os.getuid()}")
 
 
 def socket_path(pid: int) -> Path:
@@ -111,7 +115,10 @@ def pid_alive(pid: int) -> bool:
             state = f.read().rpartition(b")")[2].split()[0]
     except (OSError, IndexError):
         return True
-    return state not in (b"Z", b"X")  # a zombie has exited; only its parent has not noticed
+    return state not in (
+        b"Z",
+        b"X",
+    )  # a zombie has exited; only its parent has not noticed
 
 
 # --- the server -------------------------------------------------------------------
@@ -283,18 +290,24 @@ class Server:
             newline = buffer.find(b"\n")
             if newline < 0:
                 if len(buffer) > MAX_REQUEST:
-                    conn.sendall(_answer(None, error=f"request larger than {MAX_REQUEST} bytes"))
+                    conn.sendall(
+                        _answer(None, error=f"request larger than {MAX_REQUEST} bytes")
+                    )
                     return  # the rest of that line cannot be told from a new request
                 chunk = conn.recv(65536)
                 if not chunk:
                     if buffer.strip():
-                        conn.sendall(_answer(None, error="truncated request: no newline"))
+                        conn.sendall(
+                            _answer(None, error="truncated request: no newline")
+                        )
                     return
                 buffer += chunk
                 continue
             line, buffer = buffer[:newline], buffer[newline + 1 :]
             if len(line) > MAX_REQUEST:
-                conn.sendall(_answer(None, error=f"request larger than {MAX_REQUEST} bytes"))
+                conn.sendall(
+                    _answer(None, error=f"request larger than {MAX_REQUEST} bytes")
+                )
                 return
             if line.strip():
                 conn.sendall(self.handle(line))
@@ -309,7 +322,9 @@ class Server:
             return _answer(None, error="malformed request: not a JSON object")
         op = request.get("op")
         if request.get("v") != VERSION:
-            return _answer(None, error=f"unsupported protocol version {request.get('v')!r}")
+            return _answer(
+                None, error=f"unsupported protocol version {request.get('v')!r}"
+            )
         if op not in OPS:
             return _answer(None, error=f"unknown op {op!r}")
         try:
@@ -374,7 +389,9 @@ def serve() -> str:
 def serving() -> str | None:
     """The socket path if this process serves, else None."""
     server = _server
-    return str(server.path) if server is not None and server.pid == os.getpid() else None
+    return (
+        str(server.path) if server is not None and server.pid == os.getpid() else None
+    )
 
 
 def stop_serving() -> None:
@@ -412,7 +429,7 @@ class Client:
         self._buffer = b""
         self._sock = self._connect()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -457,10 +474,14 @@ class Client:
             ) from None
         except PermissionError:
             sock.close()
-            raise InspectorError(f"permission refused connecting to {self.path}") from None
+            raise InspectorError(
+                f"permission refused connecting to {self.path}"
+            ) from None
         except OSError as exc:
             sock.close()
-            raise InspectorError(f"cannot connect to process {pid}: {exc.strerror}") from None
+            raise InspectorError(
+                f"cannot connect to process {pid}: {exc.strerror}"
+            ) from None
         if _peer_uid(sock) != os.getuid():
             sock.close()
             raise InspectorError(f"{self.path} is served by another user: refusing it")
@@ -482,11 +503,15 @@ class Client:
         except (BrokenPipeError, ConnectionResetError):
             raise self._gone(op) from None
         except OSError as exc:
-            raise InspectorError(f"talking to process {self.pid} failed: {exc}") from None
+            raise InspectorError(
+                f"talking to process {self.pid} failed: {exc}"
+            ) from None
         try:
             answer = json.loads(raw)
         except ValueError:
-            raise InspectorError(f"process {self.pid} sent a malformed answer") from None
+            raise InspectorError(
+                f"process {self.pid} sent a malformed answer"
+            ) from None
         if not isinstance(answer, dict) or answer.get("v") != VERSION:
             raise InspectorError(f"process {self.pid} speaks another protocol version")
         if not answer.get("ok"):
@@ -504,18 +529,22 @@ class Client:
         time.sleep(0.05)  # an exiting program closes its socket just before it is gone
         if not pid_alive(self.pid):
             return InspectorError(f"process {self.pid} exited{during}")
-        return InspectorError(f"process {self.pid} closed the connection{during} (is it exiting?)")
+        return InspectorError(
+            f"process {self.pid} closed the connection{during} (is it exiting?)"
+        )
 
     def _read_line(self, timeout: float, tick: Callable[[], None] | None) -> bytes:
         deadline = time.monotonic() + timeout
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise InspectorError(f"process {self.pid} did not answer in {timeout:g} s")
+                raise InspectorError(
+                    f"process {self.pid} did not answer in {timeout:g} s"
+                )
             self._sock.settimeout(min(left, 0.1) if tick is not None else left)
             try:
                 chunk = self._sock.recv(1 << 20)
-            except socket.timeout:
+            except TimeoutError:
                 if tick is not None:
                     tick()
                 continue
@@ -536,20 +565,29 @@ class Client:
 
     def snapshot(self, stacks: bool = False) -> Snapshot:
         """The program's greenlets now (with source lines when ``stacks``)."""
-        return _decode(self.pid, Snapshot.from_dict, self.request("stacks" if stacks else "snapshot"))
+        return _decode(
+            self.pid,
+            Snapshot.from_dict,
+            self.request("stacks" if stacks else "snapshot"),
+        )
 
     def record(
-        self, seconds: float, tick: Callable[[], None] | None = None, capacity: int | None = None
+        self,
+        seconds: float,
+        tick: Callable[[], None] | None = None,
+        capacity: int | None = None,
     ) -> Recording:
         """Record ``seconds`` of switches in the program; ``tick`` is called while waiting."""
         params: dict[str, Any] = {"seconds": seconds}
         if capacity is not None:
             params["capacity"] = capacity
-        result = self.request("record", timeout=seconds + max(30.0, self.timeout), tick=tick, **params)
+        result = self.request(
+            "record", timeout=seconds + max(30.0, self.timeout), tick=tick, **params
+        )
         return _decode(self.pid, Recording.from_dict, result)
 
 
-def _decode(pid: int, build: Callable[[Any], Any], data: Any) -> Any:
+def _decode(pid: int, build: Callable[[Any], _T], data: Any) -> _T:
     try:
         return build(data)
     except (ValueError, TypeError) as exc:
@@ -568,7 +606,9 @@ def _remove_stale(path: Path) -> bool:
     return False
 
 
-def programs(clean: bool = True, timeout: float = 2.0) -> tuple[list[dict[str, Any]], int]:
+def programs(
+    clean: bool = True, timeout: float = 2.0
+) -> tuple[list[dict[str, Any]], int]:
     """Info of every inspectable program of this user, and how many stale sockets were removed."""
     directory = runtime_dir()
     found: list[dict[str, Any]] = []

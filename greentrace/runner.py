@@ -76,24 +76,34 @@ def trim(snapshot: Snapshot, limit: int) -> tuple[Snapshot, int]:
     if len(snapshot.greenlets) <= limit:
         return snapshot, 0
     index = snapshot.by_id()
-    ranked = sorted(snapshot.greenlets, key=lambda g: (not g.is_main, g.state == "dead", g.id))
+    ranked = sorted(
+        snapshot.greenlets, key=lambda g: (not g.is_main, g.state == "dead", g.id)
+    )
     keep: set[int] = set()
     for g in ranked[:limit]:
         current: Any = g
         while current is not None and current.id not in keep:
             keep.add(current.id)
-            current = index.get(current.parent_id) if current.parent_id is not None else None
+            current = (
+                index.get(current.parent_id) if current.parent_id is not None else None
+            )
     kept = [g for g in snapshot.greenlets if g.id in keep]
-    return dataclasses.replace(snapshot, greenlets=kept), len(snapshot.greenlets) - len(kept)
+    return dataclasses.replace(snapshot, greenlets=kept), len(snapshot.greenlets) - len(
+        kept
+    )
 
 
-def report(snapshot: Snapshot, recording: Recording | None, width: int | None = None) -> RenderableType:
+def report(
+    snapshot: Snapshot, recording: Recording | None, width: int | None = None
+) -> RenderableType:
     """The tree and the timeline summary printed when a program ends."""
     from .render import summary, timeline, tree
 
     shown, omitted = trim(snapshot, TREE_LIMIT)
     parts: list[RenderableType] = [Text("greenlets at exit", style="bold underline")]
-    parts.append(tree(shown) if shown.greenlets else Text("(no greenlets)", style="dim"))
+    parts.append(
+        tree(shown) if shown.greenlets else Text("(no greenlets)", style="dim")
+    )
     if omitted:
         parts.append(Text(f"… {omitted} more greenlets not shown", style="dim"))
     if recording is not None:
@@ -101,7 +111,12 @@ def report(snapshot: Snapshot, recording: Recording | None, width: int | None = 
         if count <= TIMELINE_LIMIT:
             parts.append(timeline(recording, width=max(30, width or 100)))
         else:
-            parts.append(Text(f"({count} greenlets: timeline left out; see --svg or --trace)", style="dim"))
+            parts.append(
+                Text(
+                    f"({count} greenlets: timeline left out; see --svg or --trace)",
+                    style="dim",
+                )
+            )
         parts.append(summary(recording))
     return Group(*parts)
 
@@ -160,7 +175,12 @@ class _LiveView:
         from .render import top_table
 
         snap = capture.snapshot(lines=False)
-        previous = self.previous if self.previous is not None and self.previous.monotonic_ns < snap.monotonic_ns else None
+        previous = (
+            self.previous
+            if self.previous is not None
+            and self.previous.monotonic_ns < snap.monotonic_ns
+            else None
+        )
         self.live.update(top_table(snap, previous, limit=20), refresh=True)
         self.previous = snap
 
@@ -248,7 +268,11 @@ def run(options: RunOptions) -> Any:
             from .inspector import serve
 
             path = serve()
-            console.print(f"greentrace: serving pid {os.getpid()} on {path}", markup=False, highlight=False)
+            console.print(
+                f"greentrace: serving pid {os.getpid()} on {path}",
+                markup=False,
+                highlight=False,
+            )
         watchdog = Watchdog(options.blocking).start() if options.blocking else None
         live = _LiveView(console) if options.live else None
         if live is not None:
@@ -300,8 +324,14 @@ def _write_outputs(options: RunOptions, recording: Recording, console: Console) 
         try:
             write(recording, path)
         except OSError as exc:
-            console.print(f"greentrace: cannot write {path}: {exc.strerror}", markup=False, highlight=False)
+            console.print(
+                f"greentrace: cannot write {path}: {exc.strerror}",
+                markup=False,
+                highlight=False,
+            )
             failed = True
         else:
-            console.print(f"greentrace: wrote {what} {path}", markup=False, highlight=False)
+            console.print(
+                f"greentrace: wrote {what} {path}", markup=False, highlight=False
+            )
     return failed

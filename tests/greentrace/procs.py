@@ -11,7 +11,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -52,11 +55,14 @@ def greentrace(
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
         preexec_fn=_default_sigint,
     )
 
 
-def poll(check: Callable[[], _T | None], timeout: float = 20, what: str = "condition") -> _T:
+def poll(
+    check: Callable[[], _T | None], timeout: float = 20, what: str = "condition"
+) -> _T:
     """Call ``check`` until it returns something other than None (or raise on timeout)."""
     deadline = time.monotonic() + timeout
     delay = 0.01
@@ -97,20 +103,29 @@ class Program:
         self.runtime = runtime
         self._stderr = stderr_file.open("w") if stderr_file is not None else None
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "greentrace", "run", "--serve", *run_options, str(script), *args],
+            [
+                sys.executable,
+                "-m",
+                "greentrace",
+                "run",
+                "--serve",
+                *run_options,
+                str(script),
+                *args,
+            ],
             cwd=str(runtime),
             env=clean_env(runtime),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._stderr if self._stderr is not None else subprocess.PIPE,
             text=True,
-            preexec_fn=_default_sigint,
+            preexec_fn=_default_sigint,  # noqa: PLW1509 (async-signal-safe: one signal() call)
         )
         self.pid = self.proc.pid
         self.socket = runtime / "greentrace" / f"{self.pid}.sock"
         self.output: tuple[str, str] | None = None
 
-    def __enter__(self) -> Program:
+    def __enter__(self) -> Self:
         try:
             poll(self._ready, what=f"pid {self.pid} to serve")
         except BaseException:
@@ -124,7 +139,9 @@ class Program:
     def _ready(self) -> bool | None:
         if self.proc.poll() is not None:
             out, err = self.proc.communicate()
-            raise AssertionError(f"program exited with {self.proc.returncode}:\n{out}\n{err}")
+            raise AssertionError(
+                f"program exited with {self.proc.returncode}:\n{out}\n{err}"
+            )
         if not self.socket.exists():
             return None
         try:

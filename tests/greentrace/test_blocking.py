@@ -15,8 +15,8 @@ import pytest
 from procs import HANG, greentrace
 
 greenlet = pytest.importorskip("greenlet")
-import greentrace as gt  # noqa: E402
-from greentrace.blocking import BlockReport, Watchdog, describe  # noqa: E402
+import greentrace as gt
+from greentrace.blocking import BlockReport, Watchdog, describe
 
 MS = 1_000_000
 
@@ -30,7 +30,9 @@ class Reports:
 
     def __call__(self, kind: str, report: BlockReport) -> None:
         with self.changed:
-            self.items.append((kind, dataclasses.replace(report, stack=list(report.stack))))
+            self.items.append(
+                (kind, dataclasses.replace(report, stack=list(report.stack)))
+            )
             self.changed.notify_all()
 
     def kinds(self) -> list[str]:
@@ -63,7 +65,9 @@ def reports() -> Iterator[Reports]:
     yield Reports()
 
 
-def test_block_is_reported_with_its_stack_then_its_true_duration(reports: Reports) -> None:
+def test_block_is_reported_with_its_stack_then_its_true_duration(
+    reports: Reports,
+) -> None:
     ran = threading.Event()
 
     def scenario() -> None:
@@ -86,15 +90,22 @@ def test_block_is_reported_with_its_stack_then_its_true_duration(reports: Report
     assert blocked.thread_id == thread.ident
     assert 100 * MS <= blocked.held_ns < 400 * MS
     assert blocked.exact_start
-    assert blocked.stack[0].line == "time.sleep(seconds)  # the line the report must show"
+    assert (
+        blocked.stack[0].line == "time.sleep(seconds)  # the line the report must show"
+    )
     assert blocked.stack[0].function.endswith("blocks_for")
     # The true duration: from the switch into the blocker to the switch out of it.
     assert 400 * MS <= released.held_ns < 1000 * MS
     assert released.started_ns == blocked.started_ns
-    assert released.ended_ns is not None and released.ended_ns - released.started_ns == released.held_ns
+    assert (
+        released.ended_ns is not None
+        and released.ended_ns - released.started_ns == released.held_ns
+    )
     assert [r.greenlet_id for r in dog.reports] == [released.greenlet_id]
     text = describe("released", released)
-    assert text.startswith(f"blocking: greenlet blocker #{released.greenlet_id} released thread scenario-1 after ")
+    assert text.startswith(
+        f"blocking: greenlet blocker #{released.greenlet_id} released thread scenario-1 after "
+    )
 
 
 def test_switching_often_is_not_blocking(reports: Reports) -> None:
@@ -112,7 +123,9 @@ def test_switching_often_is_not_blocking(reports: Reports) -> None:
 
 def test_holding_a_thread_nobody_waits_for_is_not_blocking(reports: Reports) -> None:
     def scenario() -> None:
-        greenlet.greenlet(lambda: None).switch()  # the thread has greenlets, all finished
+        greenlet.greenlet(
+            lambda: None
+        ).switch()  # the thread has greenlets, all finished
         time.sleep(0.35)
 
     with Watchdog(0.1, report=reports):
@@ -187,7 +200,9 @@ def runtime() -> Iterator[Path]:
 
 
 def test_run_blocking_reports_the_hang_example(runtime: Path) -> None:
-    proc = greentrace(runtime, "run", "--blocking", "0.2", str(HANG), "--seconds", "0.6")
+    proc = greentrace(
+        runtime, "run", "--blocking", "0.2", str(HANG), "--seconds", "0.6"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "unblocked" in proc.stdout
     err = proc.stderr
@@ -200,7 +215,12 @@ def test_run_blocking_reports_the_hang_example(runtime: Path) -> None:
     assert 200 <= float(blocked.group(2)) < 600
     stack = err[blocked.end() :].split("greentrace:")[0]
     assert "in blocker" in stack and "time.sleep(0.05)" in stack
-    released = re.search(rf"blocking: greenlet blocker #{blocked.group(1)} released thread MainThread after ([\d.]+) ms", err)
+    released = re.search(
+        rf"blocking: greenlet blocker #{blocked.group(1)} released thread MainThread after ([\d.]+) ms",
+        err,
+    )
     assert released, err
-    assert 600 <= float(released.group(1)) < 1500  # the true duration, not the threshold
+    assert (
+        600 <= float(released.group(1)) < 1500
+    )  # the true duration, not the threshold
     assert err.count("blocking: greenlet") == 2  # nothing else, and never the watchdog

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 greenlet = pytest.importorskip("greenlet")
-from greentrace import capture  # noqa: E402
-from greentrace.model import Recording, Snapshot, load  # noqa: E402
+from greentrace import capture
+from greentrace.model import Recording, Snapshot, load
 
 
 @pytest.fixture
@@ -95,7 +95,9 @@ def test_run_names_types_names_and_spawn_sites(spawn_tracking: None) -> None:
     assert info(snap, sub).label == "worker-7"
     assert info(snap, plain).is_plain_type
     site = info(snap, plain).spawn_site
-    assert site is not None and site[0].function.endswith("test_run_names_types_names_and_spawn_sites")
+    assert site is not None and site[0].function.endswith(
+        "test_run_names_types_names_and_spawn_sites"
+    )
     greenlet.set_spawn_tracking(0)
     late = greenlet.greenlet(park)
     assert info(capture.snapshot(), late).spawn_site is None
@@ -244,7 +246,12 @@ def test_recorder_records_switches_and_labels() -> None:
         ("switch", me, a.gr_id),
         ("finish", a.gr_id, me),
     ]
-    assert result.start_ns <= result.events[0].t_ns <= result.events[-1].t_ns <= result.end_ns
+    assert (
+        result.start_ns
+        <= result.events[0].t_ns
+        <= result.events[-1].t_ns
+        <= result.end_ns
+    )
     assert result.label(a.gr_id) == "alpha"
     assert result.greenlets[short.gr_id].run_name is not None
     assert result.greenlets[me].is_main == (greenlet.getcurrent().parent is None)
@@ -266,7 +273,9 @@ def test_record_for_a_while_and_stop_early() -> None:
 
 
 def test_a_full_ring_drops_the_oldest() -> None:
-    g = greenlet.greenlet(lambda: [greenlet.getcurrent().parent.switch() for _ in range(100)])
+    g = greenlet.greenlet(
+        lambda: [greenlet.getcurrent().parent.switch() for _ in range(100)]
+    )
     with capture.Recorder(capacity=10) as rec:
         for _ in range(20):
             g.switch()

@@ -60,7 +60,9 @@ def dead_pid() -> int:
 
 def test_run_crawler_prints_report_and_writes_trace_and_svg(runtime: Path) -> None:
     trace, svg = runtime / "crawl.json", runtime / "crawl.svg"
-    proc = greentrace(runtime, "run", "--trace", str(trace), "--svg", str(svg), str(CRAWLER))
+    proc = greentrace(
+        runtime, "run", "--trace", str(trace), "--svg", str(svg), str(CRAWLER)
+    )
     assert proc.returncode == 0, proc.stderr
     assert "round 1: fetched 39 pages" in proc.stdout
     err = proc.stderr
@@ -74,7 +76,9 @@ def test_run_crawler_prints_report_and_writes_trace_and_svg(runtime: Path) -> No
     recording = Recording.from_dict(document["greentrace"])
     labels = {m.label for m in recording.greenlets.values()}
     assert {"crawler", "worker-1", "worker-2", "worker-3"} <= labels
-    tracks = {e["args"]["name"] for e in document["traceEvents"] if e["name"] == "thread_name"}
+    tracks = {
+        e["args"]["name"] for e in document["traceEvents"] if e["name"] == "thread_name"
+    }
     assert any(t.startswith("worker-1 #") for t in tracks)
     picture = svg.read_text()
     assert picture.startswith("<svg") and "worker" in picture
@@ -122,7 +126,9 @@ def test_run_module_with_dash_m(runtime: Path) -> None:
         ("raise ValueError('boom')", 1, "ValueError: boom"),
     ],
 )
-def test_run_reports_however_the_program_ends(runtime: Path, body: str, status: int, needle: str) -> None:
+def test_run_reports_however_the_program_ends(
+    runtime: Path, body: str, status: int, needle: str
+) -> None:
     script = write(
         runtime / "ends.py",
         f"""
@@ -160,7 +166,9 @@ def test_dump_signal_prints_every_stack(runtime: Path) -> None:
     with Program(runtime, HANG, stderr_file=log) as program:
         blocked(program)
         program.proc.send_signal(signal.SIGUSR1)
-        poll(lambda: True if "event.wait()" in log.read_text() else None, what="the dump")
+        poll(
+            lambda: True if "event.wait()" in log.read_text() else None, what="the dump"
+        )
         program.stop(signal.SIGTERM)
     assert program.proc.returncode == 128 + signal.SIGTERM
     dump, _, report = log.read_text().partition("greenlets at exit")
@@ -175,14 +183,24 @@ def blocked(program: Program) -> None:
 
     def stuck() -> bool | None:
         greenlets = program.snapshot()["greenlets"]
-        return True if any(g["name"] == "blocker" and g["state"] == "running" for g in greenlets) else None
+        return (
+            True
+            if any(
+                g["name"] == "blocker" and g["state"] == "running" for g in greenlets
+            )
+            else None
+        )
 
     poll(stuck, what="the blocker")
 
 
 def test_run_bad_target_is_one_line(runtime: Path) -> None:
-    one_line_error(greentrace(runtime, "run", str(runtime / "missing.py")), "missing.py")
-    one_line_error(greentrace(runtime, "run", "-m", "no_such_module_here"), "no_such_module_here")
+    one_line_error(
+        greentrace(runtime, "run", str(runtime / "missing.py")), "missing.py"
+    )
+    one_line_error(
+        greentrace(runtime, "run", "-m", "no_such_module_here"), "no_such_module_here"
+    )
     one_line_error(greentrace(runtime, "run"), "SCRIPT")
 
 
@@ -218,11 +236,16 @@ def test_view_renders_snapshots_recordings_and_traces(
         ('{"schema": 99, "kind": "recording"}', "schema"),
         ('{"schema": 1, "kind": "recording", "start_ns": 0}', "end_ns"),
         ('{"traceEvents": []}', "Perfetto"),
-        ('{"schema": 1, "kind": "recording", "start_ns": 0, "end_ns": 5, "events": [[1, "switch", 1]]}', "event"),
+        (
+            '{"schema": 1, "kind": "recording", "start_ns": 0, "end_ns": 5, "events": [[1, "switch", 1]]}',
+            "event",
+        ),
         (b"\xff\xfe\x00garbage", "not valid JSON"),
     ],
 )
-def test_view_rejects_bad_files_in_one_line(runtime: Path, content: str | bytes, needle: str) -> None:
+def test_view_rejects_bad_files_in_one_line(
+    runtime: Path, content: str | bytes, needle: str
+) -> None:
     path = runtime / "bad.json"
     if isinstance(content, bytes):
         path.write_bytes(content)
@@ -232,7 +255,9 @@ def test_view_rejects_bad_files_in_one_line(runtime: Path, content: str | bytes,
 
 
 def test_view_missing_file(runtime: Path) -> None:
-    one_line_error(greentrace(runtime, "view", str(runtime / "nope.json")), "cannot read")
+    one_line_error(
+        greentrace(runtime, "view", str(runtime / "nope.json")), "cannot read"
+    )
 
 
 # --- inspecting running programs ------------------------------------------------------
@@ -248,8 +273,15 @@ def test_tree_shows_the_worker_hierarchy(runtime: Path) -> None:
         def crawling() -> dict | None:
             snap = _greenlets(program.snapshot())
             names = {g.name for g in snap.values()}
-            fetching = any((g.name or "").startswith("fetch ") and g.state != "dead" for g in snap.values())
-            return snap if {"worker-1", "worker-2", "worker-3"} <= names and fetching else None
+            fetching = any(
+                (g.name or "").startswith("fetch ") and g.state != "dead"
+                for g in snap.values()
+            )
+            return (
+                snap
+                if {"worker-1", "worker-2", "worker-3"} <= names and fetching
+                else None
+            )
 
         snap = poll(crawling, what="the crawl")
         by_name = {g.name: g for g in snap.values() if g.name}
@@ -257,7 +289,11 @@ def test_tree_shows_the_worker_hierarchy(runtime: Path) -> None:
         assert snap[crawler.parent_id].is_main
         for n in (1, 2, 3):
             assert by_name[f"worker-{n}"].parent_id == crawler.id
-        fetches = [g for g in snap.values() if (g.name or "").startswith("fetch ") and g.state != "dead"]
+        fetches = [
+            g
+            for g in snap.values()
+            if (g.name or "").startswith("fetch ") and g.state != "dead"
+        ]
         assert all(snap[f.parent_id].name.startswith("worker-") for f in fetches)
         assert all(f.spawn_site for f in fetches)
 
@@ -267,7 +303,9 @@ def test_tree_shows_the_worker_hierarchy(runtime: Path) -> None:
         assert "Thread MainThread" in text
         assert re.search(r"├── .*crawler #\d+|└── .*crawler #\d+", text)
         # Workers are drawn one level deeper than the crawler.
-        crawler_col = next(line.index("crawler #") for line in text.splitlines() if "crawler #" in line)
+        crawler_col = next(
+            line.index("crawler #") for line in text.splitlines() if "crawler #" in line
+        )
         for line in text.splitlines():
             if re.search(r"worker-\d #", line):
                 assert line.index("worker-") > crawler_col
@@ -294,7 +332,9 @@ def test_stacks_of_the_hung_program(runtime: Path) -> None:
         main = next(b for b in blocks if "main #" in b)
         assert "stuck.switch(args.seconds)" in main
         assert "runner.py" not in proc.stdout and "runpy" not in proc.stdout
-        as_json = json.loads(greentrace(runtime, "stacks", str(program.pid), "--json").stdout)
+        as_json = json.loads(
+            greentrace(runtime, "stacks", str(program.pid), "--json").stdout
+        )
         lines = {f["line"] for g in as_json["greenlets"] for f in g["stack"]}
         assert "hub.switch()" in lines
 
@@ -305,7 +345,17 @@ def test_top_once_and_iterations(runtime: Path) -> None:
         assert once.returncode == 0, once.stderr
         assert f"greenlets of pid {program.pid}" in once.stdout
         assert "main" in once.stdout
-        twice = greentrace(runtime, "top", str(program.pid), "--iterations", "2", "--interval", "0.1", "--sort", "switches")
+        twice = greentrace(
+            runtime,
+            "top",
+            str(program.pid),
+            "--iterations",
+            "2",
+            "--interval",
+            "0.1",
+            "--sort",
+            "switches",
+        )
         assert twice.returncode == 0, twice.stderr
         assert twice.stdout.count(f"greenlets of pid {program.pid}") == 2
         assert "sw/s" in twice.stdout  # rates once a previous snapshot exists
@@ -314,7 +364,17 @@ def test_top_once_and_iterations(runtime: Path) -> None:
 def test_record_a_running_program(runtime: Path) -> None:
     trace, svg = runtime / "rec.json", runtime / "rec.svg"
     with Program(runtime, CRAWLER, "--rounds", "0") as program:
-        proc = greentrace(runtime, "record", str(program.pid), "--seconds", "0.3", "--trace", str(trace), "--svg", str(svg))
+        proc = greentrace(
+            runtime,
+            "record",
+            str(program.pid),
+            "--seconds",
+            "0.3",
+            "--trace",
+            str(trace),
+            "--svg",
+            str(svg),
+        )
         assert proc.returncode == 0, proc.stderr
         shown = greentrace(runtime, "record", str(program.pid), "--seconds", "0.2")
         assert shown.returncode == 0, shown.stderr
@@ -333,7 +393,15 @@ def test_record_a_running_program(runtime: Path) -> None:
 def test_record_when_the_program_exits_meanwhile(runtime: Path) -> None:
     with Program(runtime, CRAWLER, "--rounds", "0") as program:
         recorder = subprocess.Popen(
-            [sys.executable, "-m", "greentrace", "record", str(program.pid), "--seconds", "30"],
+            [
+                sys.executable,
+                "-m",
+                "greentrace",
+                "record",
+                str(program.pid),
+                "--seconds",
+                "30",
+            ],
             cwd=str(runtime),
             env=clean_env(runtime),
             stdout=subprocess.PIPE,
@@ -343,7 +411,7 @@ def test_record_when_the_program_exits_meanwhile(runtime: Path) -> None:
         try:
             poll(lambda: _connected(recorder.pid), what="the recorder to connect")
             program.stop(signal.SIGTERM)
-            out, err = recorder.communicate(timeout=30)
+            _, err = recorder.communicate(timeout=30)
         finally:
             if recorder.poll() is None:
                 recorder.kill()
@@ -372,7 +440,11 @@ def test_ps_lists_programs_and_cleans_stale_sockets(runtime: Path) -> None:
             s.bind(str(stale))
         proc = greentrace(runtime, "ps")
         assert proc.returncode == 0, proc.stderr
-        row = next(line for line in proc.stdout.splitlines() if line.strip().startswith(str(program.pid)))
+        row = next(
+            line
+            for line in proc.stdout.splitlines()
+            if line.strip().startswith(str(program.pid))
+        )
         assert "hang.py" in row
         assert re.search(rf"{program.pid}\s+5\s+\d+s\s", row), row
         assert "removed 1 stale socket" in proc.stderr
@@ -385,7 +457,9 @@ def test_ps_lists_programs_and_cleans_stale_sockets(runtime: Path) -> None:
 
 def test_bad_pids_and_sockets_are_one_line(runtime: Path) -> None:
     gone = dead_pid()
-    one_line_error(greentrace(runtime, "tree", str(gone)), f"no process with pid {gone}")
+    one_line_error(
+        greentrace(runtime, "tree", str(gone)), f"no process with pid {gone}"
+    )
     one_line_error(greentrace(runtime, "stacks", str(os.getpid())), "not serving")
     bad = greentrace(runtime, "tree", "abc")
     assert bad.returncode == 2 and "not a process id" in bad.stderr
@@ -395,17 +469,24 @@ def test_bad_pids_and_sockets_are_one_line(runtime: Path) -> None:
     stale_pid = dead_pid()
     with socket.socket(socket.AF_UNIX) as s:
         s.bind(str(directory / f"{stale_pid}.sock"))
-    one_line_error(greentrace(runtime, "top", str(stale_pid), "--once"), "gone", "stale")
+    one_line_error(
+        greentrace(runtime, "top", str(stale_pid), "--once"), "gone", "stale"
+    )
     assert not (directory / f"{stale_pid}.sock").exists()
     # A live process whose socket nobody listens on.
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
         with socket.socket(socket.AF_UNIX) as s:
             s.bind(str(directory / f"{sleeper.pid}.sock"))
-        one_line_error(greentrace(runtime, "tree", str(sleeper.pid)), "not serving", "stale")
+        one_line_error(
+            greentrace(runtime, "tree", str(sleeper.pid)), "not serving", "stale"
+        )
         # A socket that belongs to someone else is never used.
         os.chown(directory / f"{sleeper.pid}.sock", 65534, 65534)
-        one_line_error(greentrace(runtime, "record", str(sleeper.pid), "--seconds", "1"), "belongs to uid 65534")
+        one_line_error(
+            greentrace(runtime, "record", str(sleeper.pid), "--seconds", "1"),
+            "belongs to uid 65534",
+        )
         # Something that is not a socket at all.
         os.unlink(directory / f"{sleeper.pid}.sock")
         (directory / f"{sleeper.pid}.sock").write_text("")

@@ -19,8 +19,8 @@ import pytest
 from procs import request
 
 greenlet = pytest.importorskip("greenlet")
-from greentrace import inspector  # noqa: E402
-from greentrace.model import Recording, Snapshot  # noqa: E402
+from greentrace import inspector
+from greentrace.model import Recording, Snapshot
 
 NOBODY = 65534
 
@@ -94,7 +94,9 @@ def test_every_op_answers_with_the_schema_version(server: inspector.Server) -> N
     )
     ping, info, snap, stacks, record = ask(server, lines)
     for answer, op in zip((ping, info, snap, stacks, record), inspector.OPS):
-        assert answer["v"] == inspector.VERSION and answer["ok"] and answer["op"] == op, answer
+        assert (
+            answer["v"] == inspector.VERSION and answer["ok"] and answer["op"] == op
+        ), answer
     assert ping["result"] == {"pid": os.getpid()}
     assert info["result"]["pid"] == os.getpid()
     assert info["result"]["greenlets"] >= 2
@@ -102,10 +104,16 @@ def test_every_op_answers_with_the_schema_version(server: inspector.Server) -> N
     snapshot = Snapshot.from_dict(snap["result"])
     assert any(x.name == "probe" for x in snapshot.greenlets)
     # The server's own threads never show up.
-    assert all(t.name is None or not t.name.startswith("greentrace-") for t in snapshot.threads)
-    probe = next(x for x in Snapshot.from_dict(stacks["result"]).greenlets if x.name == "probe")
+    assert all(
+        t.name is None or not t.name.startswith("greentrace-") for t in snapshot.threads
+    )
+    probe = next(
+        x for x in Snapshot.from_dict(stacks["result"]).greenlets if x.name == "probe"
+    )
     assert probe.stack[0].line is not None
-    assert next(x for x in snapshot.greenlets if x.name == "probe").stack[0].line is None
+    assert (
+        next(x for x in snapshot.greenlets if x.name == "probe").stack[0].line is None
+    )
     assert isinstance(Recording.from_dict(record["result"]), Recording)
 
 
@@ -143,7 +151,9 @@ def test_truncated_request(server: inspector.Server) -> None:
     assert not answer["ok"] and "truncated" in answer["error"]
 
 
-def test_oversized_request_is_refused_and_the_server_keeps_serving(server: inspector.Server) -> None:
+def test_oversized_request_is_refused_and_the_server_keeps_serving(
+    server: inspector.Server,
+) -> None:
     big = b'{"v": 1, "op": "ping", "pad": "' + b"x" * (inspector.MAX_REQUEST + 10)
     for payload in (big, big + b'"}\n'):
         (answer,) = ask(server, payload)
@@ -195,7 +205,9 @@ def test_too_many_connections(runtime: Path) -> None:
         srv.close()
 
 
-def test_close_removes_the_socket_and_ends_a_recording(server: inspector.Server) -> None:
+def test_close_removes_the_socket_and_ends_a_recording(
+    server: inspector.Server,
+) -> None:
     results: list[list[dict]] = []
     sock = socket.socket(socket.AF_UNIX)
     sock.settimeout(30)
@@ -214,7 +226,9 @@ def test_close_removes_the_socket_and_ends_a_recording(server: inspector.Server)
     reader.join(10)
     sock.close()
     assert not server.path.exists()
-    assert results and all(not a["ok"] and a["error"] == inspector.EXITING for a in results[0])
+    assert results and all(
+        not a["ok"] and a["error"] == inspector.EXITING for a in results[0]
+    )
 
 
 def test_serve_is_idempotent_and_client_round_trips(runtime: Path) -> None:
@@ -238,7 +252,9 @@ def test_serve_is_idempotent_and_client_round_trips(runtime: Path) -> None:
     assert not Path(path).exists()
 
 
-@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+@pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded:DeprecationWarning"
+)
 def test_forked_child_leaves_the_parents_socket_alone(runtime: Path) -> None:
     path = inspector.serve()
     parents = inspector._server
@@ -265,7 +281,12 @@ def _python_for_nobody() -> str:
             continue
         try:
             probe = subprocess.run(
-                [candidate, "-c", "pass"], preexec_fn=_drop_to_nobody, capture_output=True, timeout=30, cwd="/"
+                [candidate, "-c", "pass"],
+                preexec_fn=_drop_to_nobody,
+                capture_output=True,
+                timeout=30,
+                cwd="/",
+                check=False,
             )
         except (OSError, subprocess.SubprocessError):
             continue
@@ -281,7 +302,9 @@ def _drop_to_nobody() -> None:
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to become another user")
-def test_another_users_connection_is_refused(server: inspector.Server, runtime: Path) -> None:
+def test_another_users_connection_is_refused(
+    server: inspector.Server, runtime: Path
+) -> None:
     python = _python_for_nobody()
     # Open the file permissions so the refusal can only come from the peer uid check.
     os.chmod(runtime, 0o755)
@@ -311,6 +334,7 @@ def test_another_users_connection_is_refused(server: inspector.Server, runtime: 
         text=True,
         timeout=30,
         cwd="/",
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     answers = [json.loads(line) for line in proc.stdout.splitlines()]
