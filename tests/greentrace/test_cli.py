@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -494,3 +496,68 @@ def test_bad_pids_and_sockets_are_one_line(runtime: Path) -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_run_live_without_a_terminal_still_reports(runtime: Path) -> None:
+    proc = greentrace(runtime, "run", "--live", str(CRAWLER), "--rounds", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "round 2: fetched" in proc.stdout
+    assert "greenlets at exit" in proc.stderr
+
+
+def test_saved_tree_json_views_again(runtime: Path) -> None:
+    with Program(runtime, HANG) as program:
+        blocked(program)
+        saved = greentrace(runtime, "stacks", str(program.pid), "--json")
+    path = runtime / "saved.json"
+    path.write_text(saved.stdout)
+    proc = greentrace(runtime, "view", "--stacks", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "blocker #" in proc.stdout and "time.sleep(0.05)" in proc.stdout
+
+
+def test_top_in_a_terminal_quits_on_q(runtime: Path) -> None:
+    import pty
+    import select
+
+    with Program(runtime, CRAWLER, "--rounds", "0") as program:
+        pid, fd = pty.fork()
+        if pid == 0:  # pragma: no cover (the child)
+            os.chdir(runtime)
+            os.execve(
+                sys.executable,
+                [
+                    sys.executable,
+                    "-m",
+                    "greentrace",
+                    "top",
+                    str(program.pid),
+                    "--interval",
+                    "0.2",
+                ],
+                clean_env(runtime),
+            )
+        seen = b""
+        status = None
+        asked = False
+        deadline = time.monotonic() + 30
+        try:
+            while status is None and time.monotonic() < deadline:
+                ready, _, _ = select.select([fd], [], [], 0.1)
+                if ready:
+                    with contextlib.suppress(OSError):
+                        seen += os.read(fd, 65536)
+                if not asked and seen.count(b"greenlets of pid") >= 2:
+                    os.write(fd, b"q")
+                    asked = True
+                done, code = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = os.waitstatus_to_exitcode(code)
+        finally:
+            if status is None:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            os.close(fd)
+    assert status == 0, seen[-2000:]
+    assert b"q or Ctrl-C quits" in seen
+    assert b"rates over" in seen
