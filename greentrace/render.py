@@ -200,7 +200,9 @@ def _stack_lines(g: GreenletInfo, indent: str = "") -> Iterator[Text]:
             frame.function,
         )
         if frame.line:
-            yield Text(f"{indent}    {frame.line.strip()}")
+            # Blanks in a run of their own: some SVG renderers drop the leading
+            # spaces of a run, which would pull the source line left.
+            yield Text.assemble(f"{indent}    ", (frame.line.strip(), "default"))
 
 
 def stacks(snapshot: Snapshot) -> Group:
