@@ -5,8 +5,9 @@ timer and switching to it, and it wakes them when their time comes.  The
 crawler greenlet starts a few workers; each worker takes URLs from a shared
 queue and, for every page, starts a fetch greenlet and waits for its result
 (the fetch is a child of the worker, so its result comes straight back to
-it).  Fetching "takes" a few milliseconds of simulated latency; parsing
-finds the page's links, which go back on the queue.
+it).  Fetching "takes" a few milliseconds of simulated latency, during which
+other greenlets run; parsing costs a little CPU and finds the page's links,
+which go back on the queue.
 
 The parent links make a tree: main -> crawler -> worker-N -> fetch.  See it
 with greentrace::
@@ -20,6 +21,7 @@ Options: ``--pages N`` (size of the site), ``--workers N``, ``--rounds N``
 """
 
 import argparse
+import hashlib
 import heapq
 import random
 import time
@@ -81,7 +83,7 @@ def make_site(pages, seed):
     rng = random.Random(seed)
     urls = ["/"] + [f"/page/{n}" for n in range(1, pages)]
     links = {url: rng.sample(urls, k=min(3, len(urls))) for url in urls}
-    latency = {url: rng.uniform(0.002, 0.012) for url in urls}
+    latency = {url: rng.uniform(0.004, 0.02) for url in urls}
     return links, latency
 
 
@@ -96,10 +98,18 @@ class Crawler:
         self.seen = set()
         self.fetched = []
         self.busy = 0
+        self.parse_cost = 2000  # hashes per page: about a millisecond
 
     def fetch(self, url):
-        """Simulated download: wait out the latency, return the page's links."""
+        """Simulated download: wait out the latency, then parse the page."""
         self.scheduler.sleep(self.latency[url])
+        return self.parse(url)
+
+    def parse(self, url):
+        """Simulated parsing: a little CPU work (it holds the thread), then the links."""
+        digest = url.encode()
+        for _ in range(self.parse_cost):
+            digest = hashlib.sha256(digest).digest()
         return list(self.links[url])
 
     def worker(self, number):

@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--json", action="store_true", help="print the snapshot as JSON"
         )
+        sub.add_argument("--svg", metavar="FILE", help="also save the picture as SVG")
         sub.add_argument(
             "--timeout", type=_seconds, default=10.0, help=argparse.SUPPRESS
         )
@@ -302,6 +303,14 @@ def _show_snapshot(args: argparse.Namespace, stacks: bool) -> int:
 
     with _client(args.pid, args.timeout) as client:
         snap = _call(client.snapshot, stacks=stacks)
+    if args.svg:
+        from .export import tree_svg
+
+        try:
+            tree_svg(snap, args.svg, stacks=stacks)
+        except OSError as exc:
+            raise CliError(f"cannot write {args.svg}: {exc.strerror}") from None
+        _stderr().print(f"greentrace: wrote {args.svg}", markup=False, highlight=False)
     if args.json:
         print(snap.to_json(indent=2))
         return 0

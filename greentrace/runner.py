@@ -16,6 +16,7 @@ import runpy
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +31,9 @@ from .model import Recording, Snapshot
 SPAWN_DEPTH = 8
 TREE_LIMIT = 200
 TIMELINE_LIMIT = 60
-HARVEST_INTERVAL = 0.01
+HARVEST_INTERVAL = 0.002
+HARVEST_SHARE = 0.02
+"""The harvester waits at least HARVEST_INTERVAL, and long enough to use at most this share of the time."""
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
@@ -122,10 +125,21 @@ def report(
 
 
 class _Background:
-    """A hidden thread doing ``step`` every ``interval`` seconds until stopped."""
+    """A hidden thread doing ``step`` every ``interval`` seconds until stopped.
 
-    def __init__(self, name: str, interval: float, step: Callable[[], None]) -> None:
+    With a ``share``, the wait grows so that ``step`` takes at most that
+    share of the time (cheap steps run often, costly ones less often).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        step: Callable[[], None],
+        share: float | None = None,
+    ) -> None:
         self.interval = interval
+        self.share = share
         self.step = step
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -135,11 +149,16 @@ class _Background:
 
         capture.mark_internal()
         try:
-            while not self.stopped.wait(self.interval):
+            wait = self.interval
+            while not self.stopped.wait(wait):
+                began = time.perf_counter()
                 try:
                     self.step()
                 except Exception:  # noqa: BLE001,S112 (an observer must not break the program)
                     continue
+                if self.share is not None:
+                    cost = time.perf_counter() - began
+                    wait = min(1.0, max(self.interval, cost / self.share))
         finally:
             capture.unmark_internal()
 
@@ -252,7 +271,9 @@ def run(options: RunOptions) -> Any:
     capture.hide_launcher(target.__code__)
     greenlet.set_spawn_tracking(SPAWN_DEPTH)
     recorder = capture.Recorder(options.capacity).start()
-    harvester = _Background("greentrace-harvest", HARVEST_INTERVAL, recorder.harvest)
+    harvester = _Background(
+        "greentrace-harvest", HARVEST_INTERVAL, recorder.harvest, HARVEST_SHARE
+    )
     harvester.start()
     status: Any = 0
     snap: Snapshot | None = None

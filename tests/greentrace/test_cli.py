@@ -311,6 +311,10 @@ def test_tree_shows_the_worker_hierarchy(runtime: Path) -> None:
         for line in text.splitlines():
             if re.search(r"worker-\d #", line):
                 assert line.index("worker-") > crawler_col
+        picture = runtime / "tree.svg"
+        drawn = greentrace(runtime, "tree", str(program.pid), "--svg", str(picture))
+        assert drawn.returncode == 0 and picture.read_text().startswith("<svg")
+        assert "crawler" in picture.read_text()
         as_json = greentrace(runtime, "tree", str(program.pid), "--json")
         assert as_json.returncode == 0, as_json.stderr
         assert Snapshot.from_json(as_json.stdout).pid == program.pid
