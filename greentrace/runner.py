@@ -222,6 +222,19 @@ def _user_traceback(tb: TracebackType | None) -> TracebackType | None:
     return tb
 
 
+def _serve(console: Console) -> None:
+    """Start the inspector; if it cannot start, say why and run the program anyway."""
+    from .inspector import InspectorError, serve
+
+    try:
+        path = serve()
+    except (InspectorError, OSError) as exc:
+        message = f"greentrace: not serving: {exc}"
+    else:
+        message = f"greentrace: serving pid {os.getpid()} on {path}"
+    console.print(message, markup=False, highlight=False)
+
+
 def _terminated(signum: int, frame: Any) -> None:
     """SIGTERM ends the program like ``sys.exit``, so the report is still printed."""
     raise SystemExit(128 + signum)
@@ -286,14 +299,7 @@ def run(options: RunOptions) -> Any:
             if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
                 signal.signal(signal.SIGTERM, _terminated)
         if options.serve:
-            from .inspector import serve
-
-            path = serve()
-            console.print(
-                f"greentrace: serving pid {os.getpid()} on {path}",
-                markup=False,
-                highlight=False,
-            )
+            _serve(console)
         watchdog = Watchdog(options.blocking).start() if options.blocking else None
         live = _LiveView(console) if options.live else None
         if live is not None:

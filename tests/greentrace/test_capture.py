@@ -281,3 +281,18 @@ def test_a_full_ring_drops_the_oldest() -> None:
             g.switch()
     assert len(rec.result.events) == 10
     assert rec.result.dropped == 30
+
+
+def test_package_level_snapshot_and_print_tree() -> None:
+    import io
+
+    import greentrace
+
+    g = greenlet.greenlet(parked_in_helper)
+    g.gr_name = "printed"
+    g.switch()
+    assert info(greentrace.snapshot(), g).name == "printed"
+    out = io.StringIO()
+    greentrace.print_tree(file=out, stacks=True)
+    text = out.getvalue()
+    assert "printed #" in text and "park()" in text

@@ -206,6 +206,21 @@ def test_run_bad_target_is_one_line(runtime: Path) -> None:
     one_line_error(greentrace(runtime, "run"), "SCRIPT")
 
 
+def test_run_serve_in_a_foreign_directory_runs_unserved(runtime: Path) -> None:
+    directory = runtime / "greentrace"
+    directory.mkdir()
+    os.chown(directory, 65534, 65534)
+    script = write(runtime / "ok.py", "print('ran')\n")
+    proc = greentrace(runtime, "run", "--serve", str(script))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ran\n"
+    assert (
+        "greentrace: not serving:" in proc.stderr
+        and "belongs to uid 65534" in proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
+
+
 def test_no_command_prints_usage(runtime: Path) -> None:
     proc = greentrace(runtime)
     assert proc.returncode == 2 and "usage:" in proc.stderr
