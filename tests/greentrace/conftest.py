@@ -6,6 +6,16 @@ could have produced, written out by hand so every expected value is known.
 
 from __future__ import annotations
 
+import os
+import sys
+
+# The subprocess helpers (procs.py) sit beside the tests; with pytest's
+# importlib import mode the test directory is not on sys.path by itself.
+# Only this directory is added: it holds no package that could shadow one.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
 import pytest
 
 from greentrace.model import (
