@@ -51,8 +51,9 @@ ticks_to_monotonic_ns(uint64_t t)
 static void
 calibrate(void)
 {
-    uint64_t t = observe_ticks();
-    int64_t n = observe_now_ns();
+    uint64_t t;
+    int64_t n;
+    paired_reading(&t, &n);
     if (n - calib_ns0 < 10000000 || t <= calib_ticks0) {
         return;
     }
@@ -61,18 +62,33 @@ calibrate(void)
     anchor_ns = n > last_stamp ? n : last_stamp;
 }
 
+/* One (ticks, ns) pair read close together: a preemption between the two
+   reads would skew the ratio, so the tick read is bracketed by two clock
+   reads and retried while they are far apart. */
+static void
+paired_reading(uint64_t *ticks, int64_t *ns)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        int64_t a = observe_now_ns();
+        uint64_t t = observe_ticks();
+        int64_t b = observe_now_ns();
+        *ticks = t;
+        *ns = a + (b - a) / 2;
+        if (b - a < 2000) {
+            return;
+        }
+    }
+}
+
 static void
 calibrate_initial(void)
 {
-    calib_ticks0 = observe_ticks();
-    calib_ns0 = observe_now_ns();
-    int64_t end = calib_ns0 + 500000;
-    int64_t n;
     uint64_t t;
+    int64_t n;
+    paired_reading(&calib_ticks0, &calib_ns0);
     do {
-        t = observe_ticks();
-        n = observe_now_ns();
-    } while (n < end);
+        paired_reading(&t, &n);
+    } while (n - calib_ns0 < 2000000);
     if (t > calib_ticks0) {
         duration_ns_per_tick = (double)(n - calib_ns0) / (double)(t - calib_ticks0);
     }
