@@ -48,6 +48,8 @@ ticks_to_monotonic_ns(uint64_t t)
 /* Re-anchor the timestamp mapping on the clock itself, and take the ratio
    over the longest baseline.  Stamps never go backwards: an anchor is never
    set before a stamp already handed out. */
+static void paired_reading(uint64_t *ticks, int64_t *ns);
+
 static void
 calibrate(void)
 {
