@@ -115,7 +115,6 @@ greenlet_thread_exited(GreenletImpl *g)
 /* greenlet_type.c */
 PyGreenlet *greenlet_new_main(ThreadRec *rec);
 int greenlet_set_parent(PyGreenlet *self, PyObject *value);
-void greenlet_abandon(GreenletImpl *g);
 int greenlet_setup_types(PyObject *module);
 
 /* switch.c */
@@ -123,8 +122,5 @@ PyObject *greenlet_switch(GreenletImpl *target, PyObject *args, PyObject *kwargs
 PyObject *greenlet_throw(GreenletImpl *target, PyObject *typ, PyObject *val, PyObject *tb);
 void greenlet_kill(ThreadRec *rec, GreenletImpl *g);
 PyGreenlet *greenlet_lineage_main(GreenletImpl *g);
-
-/* module.c */
-PyObject *greenlet_getcurrent(void);
 
 #endif

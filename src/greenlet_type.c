@@ -108,7 +108,7 @@ green_init(PyGreenlet *self, PyObject *args, PyObject *kwargs)
 /* ------------------------------------------------------------------ */
 /* Lifecycle                                                            */
 
-void
+static void
 greenlet_abandon(GreenletImpl *g)
 {
     if (g->is_main) {

@@ -14,7 +14,7 @@ int greenlet_switch_setup(void);
 static int optional_cleanup_enabled = 1;
 static long optional_cleanup_clocks;
 
-PyObject *
+static PyObject *
 greenlet_getcurrent(void)
 {
     if (pystate_is_finalizing()) {

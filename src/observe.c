@@ -31,7 +31,7 @@ static int64_t anchor_ns;
 static double stamp_ns_per_tick = 1.0;
 static int64_t last_stamp;
 
-int64_t
+static int64_t
 observe_now_ns(void)
 {
     struct timespec ts;

@@ -48,7 +48,6 @@ PyObject *observe_spawn_site(GreenletImpl *g);
 
 /* Counters as Python sees them. */
 PyObject *observe_run_ns(GreenletImpl *g);
-int64_t observe_now_ns(void);
 
 /* A thread record is going away: close its running greenlet's time slice. */
 void observe_thread_exit(ThreadRec *rec);

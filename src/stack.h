@@ -53,9 +53,6 @@ typedef struct StackState {
     struct StackState *prev;   /* owner of the stack data just above ours */
 } StackState;
 
-static inline int stack_is_started(const StackState *s) { return s->stop != NULL; }
-static inline int stack_is_active(const StackState *s) { return s->start != NULL; }
-
 /* Switch the CPU to 'target'.  'origin' is the running greenlet's state.
    Returns 0 when control comes back to the caller (as whoever is resumed),
    1 when 'target' was never started (the caller goes on as 'target', on

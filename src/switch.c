@@ -186,6 +186,19 @@ switch_stacks(ThreadRec *rec, GreenletImpl *target, int kind)
     return 0;
 }
 
+/* The pending GreenletExit, taken as the value a finishing greenlet hands
+   on: the bare instance (see greenlet_finish()).  A new reference. */
+static PyObject *
+greenlet_exit_as_value(void)
+{
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyErr_NormalizeException(&et, &ev, &etb);
+    Py_XDECREF(et);
+    Py_XDECREF(etb);
+    return ev ? ev : Py_NewRef(Py_None);
+}
+
 static GREENLET_NORETURN void greenlet_finish(ThreadRec *rec, GreenletImpl *self, PyObject *result);
 
 /* Runs as the new greenlet, on the stack just below where it was started;
@@ -246,12 +259,7 @@ greenlet_finish(ThreadRec *rec, GreenletImpl *self, PyObject *result)
        takes as "no arguments". */
     PyObject *args = NULL;
     if (result == NULL && PyErr_ExceptionMatches(PyExc_GreenletExit)) {
-        PyObject *et, *ev, *etb;
-        PyErr_Fetch(&et, &ev, &etb);
-        PyErr_NormalizeException(&et, &ev, &etb);
-        Py_XDECREF(et);
-        Py_XDECREF(etb);
-        args = ev ? ev : Py_NewRef(Py_None);
+        args = greenlet_exit_as_value();
     }
     else if (result != NULL) {
         args = PyTuple_Pack(1, result);
@@ -364,12 +372,7 @@ switch_to(ThreadRec *rec, GreenletImpl *target, PyObject *args, PyObject *kwargs
            it had just finished with it. */
         while (greenlet_is_started(target) && !greenlet_is_active(target)) {
             if (args == NULL && PyErr_ExceptionMatches(PyExc_GreenletExit)) {
-                PyObject *et, *ev, *etb;
-                PyErr_Fetch(&et, &ev, &etb);
-                PyErr_NormalizeException(&et, &ev, &etb);
-                Py_XDECREF(et);
-                Py_XDECREF(etb);
-                args = ev ? ev : Py_NewRef(Py_None);   /* as in greenlet_finish() */
+                args = greenlet_exit_as_value();
             }
             if (target->parent == NULL) {
                 PyErr_SetString(PyExc_GreenletError,
