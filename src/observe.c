@@ -125,6 +125,9 @@ void
 observe_register(GreenletImpl *g)
 {
     g->id = next_id++;
+#ifdef GREENLET_NO_OBSERVE
+    return;
+#endif
     g->slice_start = observe_ticks();
     g->reg_prev = registry_tail;
     g->reg_next = NULL;
@@ -140,6 +143,9 @@ observe_register(GreenletImpl *g)
 void
 observe_unregister(GreenletImpl *g)
 {
+#ifdef GREENLET_NO_OBSERVE
+    return;
+#endif
     if (g->reg_prev) {
         g->reg_prev->reg_next = g->reg_next;
     }
