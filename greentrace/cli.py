@@ -1,5 +1,9 @@
 """The ``greentrace`` command line: run, ps, tree, stacks, top, record, view.
 
+Only the subcommands live here; what they show comes from ``views`` and
+``render``, files from ``documents`` and ``export``, the terminal from
+``terminal``, the program runner from ``runner``.
+
 Bad input of any kind (an unknown pid, a program that is not serving, a
 stale or foreign socket, a refused connection, a malformed file) ends the
 command with one line on stderr and a nonzero exit status, never a traceback.
@@ -11,20 +15,15 @@ import argparse
 import contextlib
 import json
 import os
-import select
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
-from rich.text import Text
+from rich.console import Group, RenderableType
 
 from .model import Recording, Snapshot
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
+from .terminal import KeyReader, say, stderr_console, stdout_console
 
 PROG = "greentrace"
 
@@ -186,14 +185,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stdout() -> Console:
-    return Console(soft_wrap=False)
-
-
-def _stderr() -> Console:
-    return Console(stderr=True)
-
-
 # --- run --------------------------------------------------------------------------
 
 
@@ -241,59 +232,37 @@ def _client(pid: int, timeout: float = 10.0) -> Iterator[Any]:
         raise CliError(str(exc)) from None
 
 
-def _uptime(seconds: float) -> str:
-    seconds = int(seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+def _call(func: Any, *args: Any, **kwargs: Any) -> Any:
+    from .inspector import InspectorError
+
+    try:
+        return func(*args, **kwargs)
+    except InspectorError as exc:
+        raise CliError(str(exc)) from None
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
     """``greentrace ps``."""
     from .inspector import programs, runtime_dir
+    from .views import programs_table
 
     found, removed = programs(clean=True)
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
-    err = _stderr()
+    err = stderr_console()
     if removed:
-        err.print(
+        say(
+            err,
             f"greentrace: removed {removed} stale socket{'s' if removed != 1 else ''}",
-            highlight=False,
         )
     if not found:
-        err.print(
+        say(
+            err,
             f"greentrace: no inspectable programs of this user (sockets in {runtime_dir()})",
-            highlight=False,
-            markup=False,
         )
         return 0
-    table = Table(box=None, pad_edge=False)
-    for header, justify in (
-        ("PID", "right"),
-        ("GREENLETS", "right"),
-        ("UPTIME", "right"),
-        ("COMMAND", "left"),
-    ):
-        table.add_column(header, justify=justify, no_wrap=header != "COMMAND")  # type: ignore[arg-type]
-    for info in found:
-        if "error" in info:
-            table.add_row(str(info["pid"]), "?", "?", Text(info["error"], style="red"))
-            continue
-        command = " ".join(str(a) for a in info.get("argv") or []) or "?"
-        table.add_row(
-            str(info.get("pid")),
-            str(info.get("greenlets", "?")),
-            _uptime(float(info.get("uptime", 0))),
-            Text(command),
-        )
-    _stdout().print(table)
+    stdout_console().print(programs_table(found))
     return 0
 
 
@@ -310,21 +279,12 @@ def _show_snapshot(args: argparse.Namespace, stacks: bool) -> int:
             tree_svg(snap, args.svg, stacks=stacks)
         except OSError as exc:
             raise CliError(f"cannot write {args.svg}: {exc.strerror}") from None
-        _stderr().print(f"greentrace: wrote {args.svg}", markup=False, highlight=False)
+        say(stderr_console(), f"greentrace: wrote {args.svg}")
     if args.json:
         print(snap.to_json(indent=2))
         return 0
-    _stdout().print(render_stacks(snap) if stacks else tree(snap))
+    stdout_console().print(render_stacks(snap) if stacks else tree(snap))
     return 0
-
-
-def _call(func: Any, *args: Any, **kwargs: Any) -> Any:
-    from .inspector import InspectorError
-
-    try:
-        return func(*args, **kwargs)
-    except InspectorError as exc:
-        raise CliError(str(exc)) from None
 
 
 def cmd_tree(args: argparse.Namespace) -> int:
@@ -337,52 +297,20 @@ def cmd_stacks(args: argparse.Namespace) -> int:
     return _show_snapshot(args, stacks=True)
 
 
-class _Keys:
-    """Reads single keys from a terminal stdin without echo; does nothing otherwise."""
-
-    def __init__(self) -> None:
-        self.saved: Any = None
-        self.fd = (
-            sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else None
-        )
-
-    def __enter__(self) -> Self:
-        if self.fd is not None:
-            import termios
-            import tty
-
-            self.saved = termios.tcgetattr(self.fd)
-            tty.setcbreak(self.fd)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.saved is not None and self.fd is not None:
-            import termios
-
-            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
-
-    def wait(self, seconds: float) -> str | None:
-        """Wait up to ``seconds`` for a key; return it, or None."""
-        if self.fd is None:
-            time.sleep(seconds)
-            return None
-        ready, _, _ = select.select([self.fd], [], [], seconds)
-        return os.read(self.fd, 1).decode(errors="replace") if ready else None
-
-
 def cmd_top(args: argparse.Namespace) -> int:
     """``greentrace top PID``."""
     from rich.live import Live
 
     from .render import top_table
+    from .views import top_view
 
     if args.iterations is not None and args.iterations <= 0:
         raise CliError("top: --iterations must be positive")
-    console = _stdout()
+    console = stdout_console()
     previous: Snapshot | None = None
     done = 0
     animate = console.is_terminal and args.iterations != 1
-    with _client(args.pid) as client, _Keys() as keys:
+    with _client(args.pid) as client, KeyReader() as keys:
         live = (
             Live(console=console, auto_refresh=False, transient=False)
             if animate
@@ -391,15 +319,17 @@ def cmd_top(args: argparse.Namespace) -> int:
         with live if live is not None else contextlib.nullcontext():
             while True:
                 snap = _call(client.snapshot)
-                table = top_table(snap, previous, sort=args.sort, limit=args.rows)
+                if live is None:
+                    console.print(
+                        top_table(snap, previous, sort=args.sort, limit=args.rows)
+                    )
+                else:
+                    live.update(
+                        top_view(snap, previous, sort=args.sort, rows=args.rows),
+                        refresh=True,
+                    )
                 previous = snap
                 done += 1
-                if live is None:
-                    console.print(table)
-                else:
-                    order = "run time" if args.sort == "run" else "switch rate"
-                    footer = Text(f"q or Ctrl-C quits · sorted by {order}", style="dim")
-                    live.update(Group(table, footer), refresh=True)
                 if args.iterations is not None and done >= args.iterations:
                     break
                 if keys.wait(args.interval) in ("q", "Q"):
@@ -411,14 +341,13 @@ def cmd_record(args: argparse.Namespace) -> int:
     """``greentrace record PID --seconds N``."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .export import timeline_svg
+    from .export import write_outputs
     from .inspector import MAX_RECORD_SECONDS
     from .render import summary, timeline
-    from .runner import save_trace
 
     if args.seconds > MAX_RECORD_SECONDS:
         raise CliError(f"record: at most {MAX_RECORD_SECONDS:g} seconds at a time")
-    err = _stderr()
+    err = stderr_console()
     with _client(args.pid) as client:
         progress = Progress(
             TextColumn(f"recording pid {args.pid}"),
@@ -438,19 +367,12 @@ def cmd_record(args: argparse.Namespace) -> int:
 
             recording: Recording = _call(client.record, args.seconds, tick=tick)
     written = False
-    for path, write, what in (
-        (args.trace, save_trace, "trace"),
-        (args.svg, timeline_svg, "timeline picture"),
-    ):
-        if path is None:
-            continue
-        try:
-            write(recording, path)
-        except OSError as exc:
-            raise CliError(f"cannot write {path}: {exc.strerror}") from None
-        err.print(f"greentrace: wrote {what} {path}", markup=False, highlight=False)
+    for what, path, error in write_outputs(recording, args.trace, args.svg):
+        if error is not None:
+            raise CliError(f"cannot write {path}: {error.strerror}")
+        say(err, f"greentrace: wrote {what} {path}")
         written = True
-    out = _stdout()
+    out = stdout_console()
     if not written:
         out.print(timeline(recording, width=out.width))
     out.print(summary(recording))
@@ -460,50 +382,16 @@ def cmd_record(args: argparse.Namespace) -> int:
 # --- files ------------------------------------------------------------------------
 
 
-def read_document(path: str) -> Snapshot | Recording:
-    """A snapshot or recording from a JSON file, or a trace written by greentrace."""
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read()
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        document = json.loads(data)
-    except json.JSONDecodeError as exc:
-        if exc.pos >= len(data.rstrip()) - 1 or exc.msg.startswith("Unterminated"):
-            raise CliError(
-                f"{path}: not valid JSON, the file looks truncated ({exc})"
-            ) from None
-        raise CliError(f"{path}: not valid JSON ({exc})") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CliError(f"{path}: not valid JSON ({exc})") from None
-    if (
-        isinstance(document, dict)
-        and "traceEvents" in document
-        and "kind" not in document
-    ):
-        if "greentrace" not in document:
-            raise CliError(
-                f"{path}: a trace without greentrace data: open it in Perfetto (https://ui.perfetto.dev)"
-            )
-        document = document["greentrace"]
-    try:
-        kind = document.get("kind") if isinstance(document, dict) else None
-        if kind == "snapshot":
-            return Snapshot.from_dict(document)
-        if kind == "recording":
-            return Recording.from_dict(document)
-        raise ValueError(f"kind {kind!r} is neither 'snapshot' nor 'recording'")
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise CliError(f"{path}: not a valid greentrace file: {exc}") from None
-
-
 def cmd_view(args: argparse.Namespace) -> int:
     """``greentrace view FILE``."""
+    from .documents import DocumentError, read_document
     from .render import summary, timeline, tree
 
-    document = read_document(args.file)
-    console = _stdout()
+    try:
+        document = read_document(args.file)
+    except DocumentError as exc:
+        raise CliError(str(exc)) from None
+    console = stdout_console()
     try:
         if isinstance(document, Snapshot):
             renderable: RenderableType = tree(document, stacks=args.stacks)

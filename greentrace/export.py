@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,43 @@ def write_chrome_trace(
     with target.open("w", encoding="utf-8") as stream:
         json.dump(to_chrome_trace(recording, pid), stream, separators=(",", ":"))
     return target
+
+
+def save_trace(recording: Recording, path: str | os.PathLike[str]) -> Path:
+    """Write the Chrome/Perfetto trace of a recording, with the recording itself inside.
+
+    Trace viewers ignore the extra top-level ``greentrace`` key (the JSON
+    object format allows keys of one's own); ``greentrace view`` reads it to
+    draw the timeline again.
+    """
+    document = to_chrome_trace(recording)
+    document["greentrace"] = recording.to_dict()
+    target = Path(path)
+    with target.open("w", encoding="utf-8") as stream:
+        json.dump(document, stream, separators=(",", ":"))
+    return target
+
+
+def write_outputs(
+    recording: Recording, trace: str | None, svg: str | None
+) -> Iterator[tuple[str, str, OSError | None]]:
+    """Write the trace and the timeline picture asked for.
+
+    Yields ``(what, path, error)`` for each file, ``error`` being None when
+    it was written.
+    """
+    for path, write, what in (
+        (trace, save_trace, "trace"),
+        (svg, timeline_svg, "timeline picture"),
+    ):
+        if path is None:
+            continue
+        try:
+            write(recording, path)
+        except OSError as exc:
+            yield what, path, exc
+        else:
+            yield what, path, None
 
 
 def _recorded(renderable: RenderableType, width: int) -> Console:

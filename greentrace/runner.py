@@ -10,7 +10,6 @@ timeline summary go to stderr, and the trace and picture files are written.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import runpy
 import signal
@@ -19,18 +18,15 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console
 from rich.text import Text
 
 from .model import Recording, Snapshot
 
 SPAWN_DEPTH = 8
-TREE_LIMIT = 200
-TIMELINE_LIMIT = 60
 HARVEST_INTERVAL = 0.002
 HARVEST_SHARE = 0.02
 """The harvester waits at least HARVEST_INTERVAL, and long enough to use at most this share of the time."""
@@ -56,72 +52,6 @@ class RunOptions:
     dump_signal: bool = True
     capacity: int = 1 << 18
     quiet: bool = False
-
-
-def save_trace(recording: Recording, path: str | os.PathLike[str]) -> Path:
-    """Write the Chrome/Perfetto trace of a recording, with the recording itself inside.
-
-    Trace viewers ignore the extra top-level ``greentrace`` key; ``greentrace
-    view`` reads it to draw the timeline again.
-    """
-    from .export import to_chrome_trace
-
-    document = to_chrome_trace(recording)
-    document["greentrace"] = recording.to_dict()
-    target = Path(path)
-    with target.open("w", encoding="utf-8") as stream:
-        json.dump(document, stream, separators=(",", ":"))
-    return target
-
-
-def trim(snapshot: Snapshot, limit: int) -> tuple[Snapshot, int]:
-    """At most about ``limit`` greenlets, live ones first, with their ancestors; and how many left out."""
-    if len(snapshot.greenlets) <= limit:
-        return snapshot, 0
-    index = snapshot.by_id()
-    ranked = sorted(
-        snapshot.greenlets, key=lambda g: (not g.is_main, g.state == "dead", g.id)
-    )
-    keep: set[int] = set()
-    for g in ranked[:limit]:
-        current: Any = g
-        while current is not None and current.id not in keep:
-            keep.add(current.id)
-            current = (
-                index.get(current.parent_id) if current.parent_id is not None else None
-            )
-    kept = [g for g in snapshot.greenlets if g.id in keep]
-    return dataclasses.replace(snapshot, greenlets=kept), len(snapshot.greenlets) - len(
-        kept
-    )
-
-
-def report(
-    snapshot: Snapshot, recording: Recording | None, width: int | None = None
-) -> RenderableType:
-    """The tree and the timeline summary printed when a program ends."""
-    from .render import summary, timeline, tree
-
-    shown, omitted = trim(snapshot, TREE_LIMIT)
-    parts: list[RenderableType] = [Text("greenlets at exit", style="bold underline")]
-    parts.append(
-        tree(shown) if shown.greenlets else Text("(no greenlets)", style="dim")
-    )
-    if omitted:
-        parts.append(Text(f"… {omitted} more greenlets not shown", style="dim"))
-    if recording is not None:
-        count = len(recording.greenlet_ids())
-        if count <= TIMELINE_LIMIT:
-            parts.append(timeline(recording, width=max(30, width or 100)))
-        else:
-            parts.append(
-                Text(
-                    f"({count} greenlets: timeline left out; see --svg or --trace)",
-                    style="dim",
-                )
-            )
-        parts.append(summary(recording))
-    return Group(*parts)
 
 
 class _Background:
@@ -172,7 +102,7 @@ class _Background:
 
 
 class _LiveView:
-    """A refreshing top table on the terminal while the program runs."""
+    """The busiest greenlets and the tree, refreshing on the terminal while the program runs."""
 
     def __init__(self, console: Console) -> None:
         from rich.live import Live
@@ -186,21 +116,16 @@ class _LiveView:
             transient=True,
             redirect_stdout=redirect,
             redirect_stderr=redirect,
+            vertical_overflow="crop",
         )
         self.worker = _Background("greentrace-live", 0.5, self.refresh)
 
     def refresh(self) -> None:
         from . import capture
-        from .render import top_table
+        from .views import live_view
 
         snap = capture.snapshot(lines=False)
-        previous = (
-            self.previous
-            if self.previous is not None
-            and self.previous.monotonic_ns < snap.monotonic_ns
-            else None
-        )
-        self.live.update(top_table(snap, previous, limit=20), refresh=True)
+        self.live.update(live_view(snap, self.previous), refresh=True)
         self.previous = snap
 
     def start(self) -> None:
@@ -328,6 +253,8 @@ def run(options: RunOptions) -> Any:
         recording = recorder.stop()
         greenlet.set_spawn_tracking(0)
         if not options.quiet:
+            from .views import report
+
             console.print(report(snap, recording, width=console.width))
         failed = _write_outputs(options, recording, console)
     except KeyboardInterrupt:
@@ -339,26 +266,14 @@ def run(options: RunOptions) -> Any:
 
 def _write_outputs(options: RunOptions, recording: Recording, console: Console) -> bool:
     """Write the requested files; say where; True if one could not be written."""
-    from .export import timeline_svg
+    from .export import write_outputs
 
     failed = False
-    for path, write, what in (
-        (options.trace, save_trace, "trace"),
-        (options.svg, timeline_svg, "timeline picture"),
-    ):
-        if path is None:
-            continue
-        try:
-            write(recording, path)
-        except OSError as exc:
-            console.print(
-                f"greentrace: cannot write {path}: {exc.strerror}",
-                markup=False,
-                highlight=False,
-            )
+    for what, path, error in write_outputs(recording, options.trace, options.svg):
+        if error is not None:
+            message = f"greentrace: cannot write {path}: {error.strerror}"
             failed = True
         else:
-            console.print(
-                f"greentrace: wrote {what} {path}", markup=False, highlight=False
-            )
+            message = f"greentrace: wrote {what} {path}"
+        console.print(message, markup=False, highlight=False)
     return failed
