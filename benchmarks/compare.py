@@ -62,6 +62,7 @@ TIMED = [
 ]
 FIXED = ["memory", "all_greenlets_100k"]
 ALL_GREENLETS_COUNT = 100_000
+REPEAT = 3  # a timed sample is the fastest of this many runs
 
 
 def log(msg):
@@ -403,9 +404,9 @@ def parse_args(argv):
     p.add_argument("--python", default=sys.executable,
                    help="interpreter: a path or a version such as 3.12 (pyenv); default: this one")
     p.add_argument("--quick", action="store_true", help="short samples and few rounds")
-    p.add_argument("--rounds", type=int, help="interleaved rounds (default 15, quick 5)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds (default 15, quick 7)")
     p.add_argument("--sample-ms", type=float,
-                   help="target duration of one timed sample (default 100, quick 20)")
+                   help="target duration of one timed sample, all its runs (default 150, quick 30)")
     p.add_argument("--json", metavar="FILE", help="write samples, medians and the table here")
     p.add_argument("--only", nargs="+", metavar="BENCH", help="run only these benchmarks")
     p.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
@@ -424,9 +425,9 @@ def main(argv=None):
     python = find_python(args.python)
     version = py_version(python)
     minor = int(version.split(".")[1])
-    rounds = args.rounds or (5 if args.quick else 15)
+    rounds = args.rounds or (7 if args.quick else 15)
     fixed_rounds = 1 if args.quick else 3
-    target_ns = (args.sample_ms or (20 if args.quick else 100)) * 1e6
+    target_ns = (args.sample_ms or (30 if args.quick else 150)) * 1e6
     base = os.path.join(args.venv_dir, "py" + ".".join(version.split(".")[:2]))
     os.makedirs(base, exist_ok=True)
     log("Python %s (%s); environments under %s" % (version, python, base))
@@ -449,7 +450,7 @@ def main(argv=None):
     # implementation, the smallest of theirs, so no sample runs long.
     loops = {}
     for b in timed:
-        loops[b] = min(workers[i].ask(op="calibrate", name=b, target_ns=target_ns)["loops"]
+        loops[b] = min(workers[i].ask(op="calibrate", name=b, target_ns=target_ns / REPEAT)["loops"]
                        for i in applies[b])
     log("calibrated in %.0fs; %d rounds of %d timed benchmarks" % (
         time.monotonic() - started, rounds, len(timed)))
@@ -458,7 +459,7 @@ def main(argv=None):
         order = applies[bench]
         order = order[r % len(order):] + order[:r % len(order)]
         for impl in order:
-            value = workers[impl].ask(op="run", name=bench, arg=arg)["value"]
+            value = workers[impl].ask(op="run", name=bench, arg=arg, repeat=REPEAT)["value"]
             if isinstance(value, dict):
                 for metric, v in value.items():
                     samples.setdefault(metric, {}).setdefault(impl, []).append(v)
@@ -492,11 +493,11 @@ def main(argv=None):
     rows = build_rows(samples, cg, minor)
     header = ("greenlet benchmarks, Python %s: upstream greenlet %s vs this checkout "
               "(ours) vs ours built with %s (ours-noobs)\n"
-              "%s mode: %d rounds x %.0f ms samples, %d fixed-size round(s); medians; "
-              "ratios are medians of per-round ratios; noise%% = half IQR / median (worst impl)\n"
+              "%s mode: %d rounds x %.0f ms samples (fastest of %d runs), %d fixed-size round(s); "
+              "medians; ratios are medians of per-round ratios; noise%% = half IQR / median (worst impl)\n"
               % (version, workers.get("upstream") and workers["upstream"].info["version"]
                  or UPSTREAM_VERSION, NOOBS_CFLAGS, "quick" if args.quick else "full", rounds,
-                 target_ns / 1e6, fixed_rounds))
+                 target_ns / 1e6, REPEAT, fixed_rounds))
     text = render(rows, header)
     print(text)
     missed = [r["benchmark"].strip() for r in rows if r["result"] == "MISSED"]

@@ -40,7 +40,8 @@ def main():
             elif op == "calibrate":
                 answer = {"loops": bench_suite.calibrate(request["name"], request["target_ns"])}
             elif op == "run":
-                answer = {"value": bench_suite.run(request["name"], request["arg"])}
+                answer = {"value": bench_suite.run(request["name"], request["arg"],
+                                                   request.get("repeat", 1))}
             else:
                 answer = {"error": "unknown op %r" % op}
         except Exception:
