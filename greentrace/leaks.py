@@ -135,6 +135,26 @@ def _frame_lines(frames: Iterable[FrameInfo], indent: str) -> Iterator[str]:
             yield f"{indent}  {line}"
 
 
+def _runner_dirs() -> tuple[str, ...]:
+    """Directories of test runners whose frames say nothing about a leak."""
+    dirs = []
+    for name in ("_pytest", "pluggy"):
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if path:
+            dirs.append(os.path.dirname(os.path.abspath(path)) + os.sep)
+    return tuple(dirs)
+
+
+def _trimmed(frames: list[FrameInfo]) -> list[FrameInfo]:
+    """Frames up to (not including) the first one inside pytest's machinery."""
+    dirs = _runner_dirs()
+    for index, frame in enumerate(frames):
+        if dirs and frame.filename.startswith(dirs):
+            return frames[:index]
+    return frames
+
+
 def _leak_lines(leak: Leak) -> Iterator[str]:
     info = leak.info
     yield _describe_greenlet(info)
@@ -147,7 +167,7 @@ def _leak_lines(leak: Leak) -> Iterator[str]:
         yield "  stack: not available"
     if info.spawn_site:
         yield "  spawned at (innermost first):"
-        yield from _frame_lines(info.spawn_site, "    ")
+        yield from _frame_lines(_trimmed(info.spawn_site) or info.spawn_site, "    ")
     else:
         yield "  spawned at: unknown (spawn tracking was off when it was created)"
     if leak.chain:
