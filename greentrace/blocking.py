@@ -12,6 +12,11 @@ The watchdog thread is hidden from captures and never reports itself; a
 greenlet that holds a thread nobody else waits for is not blocking anyone and
 is not reported; event-loop hubs (gevent's ``Hub``, eventlet's hub) wait for
 I/O by design and are skipped unless ``ignore`` says otherwise.
+
+By default every thread of the process is watched.  ``threads`` narrows it:
+a collection of thread idents, a predicate on the ident, or ``"new"`` for
+the threads started after the watchdog (the threads that already ran greenlets
+when it started are left alone).
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Literal
 
 from .model import FrameInfo, GreenletMeta
 
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
     from .capture import SwitchTap
 
 Reporter = Callable[[str, "BlockReport"], None]
+ThreadFilter = Collection[int] | Callable[[int], bool] | Literal["new"] | None
+"""Which threads a watchdog watches: all (None), these idents, those a predicate accepts, or ``"new"`` ones."""
 
 
 @dataclass
@@ -86,6 +93,7 @@ class Watchdog:
         interval: float | None = None,
         ignore: Callable[[GreenletMeta], bool] | None = is_hub,
         file: IO[str] | None = None,
+        threads: ThreadFilter = None,
     ) -> None:
         if not threshold > 0:
             raise ValueError(
@@ -105,6 +113,9 @@ class Watchdog:
         self._tap: SwitchTap | None = None
         self._names: dict[int, str] = {}
         self._reporter_failed = False
+        self._threads = threads
+        self._watched: Callable[[int], bool] = _everything
+        self._verdicts: dict[int, bool] = {}
 
     def __enter__(self) -> Self:
         self.start()
@@ -125,18 +136,47 @@ class Watchdog:
         if self.running:
             return self
         self._stop.clear()
+        self._watched = self._thread_filter()
+        self._verdicts = {}
         self._tap = capture.SwitchTap()
         self._tap.start()
         now = time.monotonic_ns()
         self._states = {
             tid: _Held(gid, now, exact=False)
             for tid, gid in capture.running_by_thread().items()
+            if self.watches(tid)
         }
         self._thread = threading.Thread(
             target=self._loop, name="greentrace-blocking", daemon=True
         )
         self._thread.start()
         return self
+
+    def _thread_filter(self) -> Callable[[int], bool]:
+        threads = self._threads
+        if threads is None:
+            return _everything
+        if isinstance(threads, str):
+            if threads != "new":
+                raise ValueError(
+                    f"threads must be 'new', idents or a predicate, not {threads!r}"
+                )
+            return _NewThreads()
+        if callable(threads):
+            return threads
+        chosen = frozenset(threads)
+        return chosen.__contains__
+
+    def watches(self, thread_id: int) -> bool:
+        """True if blocks in this thread are reported.
+
+        A predicate given as ``threads`` is asked from the watchdog's thread,
+        once per thread and round.
+        """
+        verdict = self._verdicts.get(thread_id)
+        if verdict is None:
+            verdict = self._verdicts[thread_id] = bool(self._watched(thread_id))
+        return verdict
 
     def stop(self) -> None:
         """Stop watching; a block still in progress is reported as unfinished."""
@@ -169,8 +209,11 @@ class Watchdog:
         """One round: follow the switches since the last round, then look for blocks."""
         assert self._tap is not None
         events, lost = self._tap.poll()
+        self._verdicts.clear()  # asked again each round: thread idents get reused
         states = self._states
         for e in events:
+            if not self.watches(e.thread_id):
+                continue
             state = states.get(e.thread_id)
             if state is None:
                 states[e.thread_id] = _Held(e.target_id, e.t_ns, exact=True)
@@ -183,6 +226,10 @@ class Watchdog:
         alive = set(sys._current_frames())
         for tid in [t for t in states if t not in alive]:
             self._end(states.pop(tid), now)
+        if isinstance(self._watched, _NewThreads):
+            # A thread that was there at the start has ended: its ident may
+            # now be reused by a thread the watchdog has to watch.
+            self._watched.before &= alive
         for tid, state in list(states.items()):
             if (
                 state.report is None
@@ -224,7 +271,7 @@ class Watchdog:
         from . import capture
 
         for tid, gid in capture.running_by_thread().items():
-            if only is not None and tid != only:
+            if (only is not None and tid != only) or not self.watches(tid):
                 continue
             state = self._states.get(tid)
             if state is None or state.greenlet_id != gid:
@@ -249,6 +296,20 @@ class Watchdog:
 
     def _print(self, kind: str, report: BlockReport) -> None:
         print_report(kind, report, self.file)
+
+
+class _NewThreads:
+    """Accepts the threads that were not alive when it was made."""
+
+    def __init__(self) -> None:
+        self.before = set(sys._current_frames())
+
+    def __call__(self, thread_id: int) -> bool:
+        return thread_id not in self.before
+
+
+def _everything(thread_id: int) -> bool:
+    return True
 
 
 def describe(kind: str, report: BlockReport) -> str:
@@ -303,8 +364,14 @@ def watch_blocking(
     report: Reporter | None = None,
     ignore: Callable[[GreenletMeta], bool] | None = is_hub,
     file: IO[str] | None = None,
+    threads: ThreadFilter = None,
 ) -> Watchdog:
-    """Start a watchdog reporting greenlets that hold their thread over ``threshold`` seconds."""
-    dog = Watchdog(threshold, report=report, ignore=ignore, file=file).start()
+    """Start a watchdog reporting greenlets that hold their thread over ``threshold`` seconds.
+
+    ``threads`` limits it to some threads (see the module doc).
+    """
+    dog = Watchdog(
+        threshold, report=report, ignore=ignore, file=file, threads=threads
+    ).start()
     _watchdogs.append(dog)
     return dog
