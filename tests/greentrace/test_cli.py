@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from procs import CRAWLER, HANG, Program, clean_env, greentrace, poll
-from test_export import check_well_formed
+from trace_format import assert_valid
 
 from greentrace.model import GreenletInfo, Recording, Snapshot
 
@@ -74,7 +74,7 @@ def test_run_crawler_prints_report_and_writes_trace_and_svg(runtime: Path) -> No
     for name in ("crawler #", "worker-1 #", "worker-2 #", "fetch /"):
         assert name in err, name
     document = json.loads(trace.read_text())
-    check_well_formed(document)
+    assert_valid(document)
     recording = Recording.from_dict(document["greentrace"])
     labels = {m.label for m in recording.greenlets.values()}
     assert {"crawler", "worker-1", "worker-2", "worker-3"} <= labels
@@ -400,7 +400,7 @@ def test_record_a_running_program(runtime: Path) -> None:
         shown = greentrace(runtime, "record", str(program.pid), "--seconds", "0.2")
         assert shown.returncode == 0, shown.stderr
     document = json.loads(trace.read_text())
-    check_well_formed(document)
+    assert_valid(document)
     recording = Recording.from_dict(document["greentrace"])
     assert recording.events and recording.pid == program.pid
     assert 0.3e9 <= recording.end_ns - recording.start_ns < 5e9

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from trace_format import assert_valid
 
 from greentrace import export
 from greentrace.model import GreenletMeta, Recording, Snapshot, SwitchEvent
@@ -33,7 +34,7 @@ def enclosing(
 
 def check_well_formed(trace: dict[str, Any]) -> None:
     """The invariants a viewer relies on; shared by every trace test."""
-    json.dumps(trace)  # serializable as is
+    assert_valid(trace)  # the format's rules for each phase
     slices = phase(trace, "X")
     for x in slices:
         assert {"name", "ts", "dur", "pid", "tid"} <= x.keys()
