@@ -407,6 +407,8 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 15, quick 7)")
     p.add_argument("--sample-ms", type=float,
                    help="target duration of one timed sample, all its runs (default 150, quick 30)")
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                   help="time the thread's CPU time (default) or wall time")
     p.add_argument("--json", metavar="FILE", help="write samples, medians and the table here")
     p.add_argument("--only", nargs="+", metavar="BENCH", help="run only these benchmarks")
     p.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
@@ -437,6 +439,7 @@ def main(argv=None):
     workers = {impl: Worker(impl, venv, tmpdir) for impl, venv in venvs.items()}
     for w in workers.values():
         log("%s: greenlet %s from %s" % (w.impl, w.info["version"], w.info["path"]))
+        w.ask(op="clock", name=args.clock)
 
     wanted = set(args.only or TIMED + FIXED)
     timed = [b for b in TIMED if b in wanted]
@@ -493,11 +496,11 @@ def main(argv=None):
     rows = build_rows(samples, cg, minor)
     header = ("greenlet benchmarks, Python %s: upstream greenlet %s vs this checkout "
               "(ours) vs ours built with %s (ours-noobs)\n"
-              "%s mode: %d rounds x %.0f ms samples (fastest of %d runs), %d fixed-size round(s); "
-              "medians; ratios are medians of per-round ratios; noise%% = half IQR / median (worst impl)\n"
+              "%s mode: %d rounds x %.0f ms samples (fastest of %d runs, %s time), "
+              "%d fixed-size round(s); medians; ratios are medians of per-round ratios; noise%% = half IQR / median (worst impl)\n"
               % (version, workers.get("upstream") and workers["upstream"].info["version"]
                  or UPSTREAM_VERSION, NOOBS_CFLAGS, "quick" if args.quick else "full", rounds,
-                 target_ns / 1e6, REPEAT, fixed_rounds))
+                 target_ns / 1e6, REPEAT, args.clock, fixed_rounds))
     text = render(rows, header)
     print(text)
     missed = [r["benchmark"].strip() for r in rows if r["result"] == "MISSED"]
@@ -507,7 +510,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"python": version, "interpreter": python, "quick": args.quick,
-                       "rounds": rounds, "sample_ms": target_ns / 1e6, "loops": loops,
+                       "rounds": rounds, "clock": args.clock, "sample_ms": target_ns / 1e6, "loops": loops,
                        "impls": {i: w.info for i, w in workers.items()},
                        "callgrind_per_switch": cg, "samples": samples, "rows": rows},
                       f, indent=1)

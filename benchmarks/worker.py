@@ -3,6 +3,7 @@
 One request per line, one JSON answer per line:
 
     {"op": "info"}                           -> greenlet version, path, benchmarks
+    {"op": "clock", "name": "cpu" | "wall"}  -> the clock of the timed benchmarks
     {"op": "calibrate", "name": N, "target_ns": T} -> {"loops": L}
     {"op": "run", "name": N, "arg": L}       -> {"value": ns_per_op or {metric: value}}
 
@@ -37,6 +38,9 @@ def main():
                     "prefix": os.path.realpath(sys.prefix),
                     "benchmarks": bench_suite.available(),
                 }
+            elif op == "clock":
+                bench_suite.use_clock(request["name"])
+                answer = {"clock": request["name"]}
             elif op == "calibrate":
                 answer = {"loops": bench_suite.calibrate(request["name"], request["target_ns"])}
             elif op == "run":
