@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict
+from typing import Callable
 
 import greenlet as greenlet_module
 from greenlet import GreenletExit, getcurrent, greenlet
@@ -42,6 +42,7 @@ def use_clock(name):
     """Time the benchmarks with clock ``name`` ("cpu" or "wall") from now on."""
     global perf_ns
     perf_ns = CLOCKS[name]
+
 
 # --------------------------------------------------------------------------
 # helpers
@@ -346,12 +347,25 @@ def measure_memory_here(kind, count, use_tracemalloc):
 
 
 def _memory_subprocess(kind, count, use_tracemalloc):
-    cmd = [sys.executable, "-E", "-s", os.path.abspath(__file__), "memory", kind, str(count)]
+    cmd = [
+        sys.executable,
+        "-E",
+        "-s",
+        os.path.abspath(__file__),
+        "memory",
+        kind,
+        str(count),
+    ]
     if use_tracemalloc:
         cmd.append("tracemalloc")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, env=env, cwd=os.path.dirname(cmd[3]), timeout=600
+        cmd,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=os.path.dirname(cmd[3]),
+        timeout=600,
     )
     if proc.returncode != 0:
         raise RuntimeError("memory subprocess failed:\n" + proc.stderr)
@@ -409,10 +423,14 @@ class Benchmark:
 
     @property
     def doc(self):
-        return (self.func.__doc__ or "").strip().splitlines()[0] if self.func.__doc__ else ""
+        return (
+            (self.func.__doc__ or "").strip().splitlines()[0]
+            if self.func.__doc__
+            else ""
+        )
 
 
-BENCHMARKS: Dict[str, Benchmark] = {
+BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in [
         Benchmark("switch_pingpong", switch_pingpong, "ns/switch"),
@@ -428,13 +446,33 @@ BENCHMARKS: Dict[str, Benchmark] = {
         Benchmark("switch_pingpong_settrace", switch_pingpong_settrace, "ns/switch"),
         Benchmark("baseline_gen_send", baseline_gen_send, "ns/send"),
         Benchmark("baseline_asyncio_sleep0", baseline_asyncio_sleep0, "ns/switch"),
-        Benchmark("switch_pingpong_switchlog", switch_pingpong_switchlog, "ns/switch", observe=True),
-        Benchmark("create_spawn_off", _create_with_spawn_tracking(0), "ns/greenlet", observe=True),
-        Benchmark("create_spawn_1", _create_with_spawn_tracking(1), "ns/greenlet", observe=True),
+        Benchmark(
+            "switch_pingpong_switchlog",
+            switch_pingpong_switchlog,
+            "ns/switch",
+            observe=True,
+        ),
+        Benchmark(
+            "create_spawn_off",
+            _create_with_spawn_tracking(0),
+            "ns/greenlet",
+            observe=True,
+        ),
+        Benchmark(
+            "create_spawn_1",
+            _create_with_spawn_tracking(1),
+            "ns/greenlet",
+            observe=True,
+        ),
         Benchmark("memory", memory, "B/obj", kind="fixed", scale=100_000, tiny=2_000),
         Benchmark(
-            "all_greenlets_100k", all_greenlets_scan, "ms/call", kind="fixed",
-            observe=True, scale=100_000, tiny=1_000,
+            "all_greenlets_100k",
+            all_greenlets_scan,
+            "ms/call",
+            kind="fixed",
+            observe=True,
+            scale=100_000,
+            tiny=1_000,
         ),
     ]
 }
@@ -493,8 +531,14 @@ def _main(argv):
         kind, count = argv[1], int(argv[2])
         print(json.dumps(measure_memory_here(kind, count, "tracemalloc" in argv[3:])))
         return 0
-    print("greenlet %s at %s, Python %s" % (
-        greenlet_module.__version__, os.path.dirname(greenlet_module.__file__), sys.version.split()[0]))
+    print(
+        "greenlet %s at %s, Python %s"
+        % (
+            greenlet_module.__version__,
+            os.path.dirname(greenlet_module.__file__),
+            sys.version.split()[0],
+        )
+    )
     for name in available():
         b = BENCHMARKS[name]
         if b.kind == "timed":

@@ -10,6 +10,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import bench_suite  # noqa: E402
+import bench_suite  # noqa: E402  (after the sys.path line)
 
 bench_suite.switch_pingpong(int(sys.argv[1]))

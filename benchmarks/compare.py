@@ -40,10 +40,20 @@ UPSTREAM_VERSION = "3.5.6"
 IMPLS = ("upstream", "ours", "ours-noobs")
 NOOBS_CFLAGS = "-DGREENLET_NO_OBSERVE"
 # What of the work tree a build needs (setup.py, pyproject.toml and the packages).
-TREE_ENTRIES = ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "CHANGES.rst",
-                "LICENSE", "src", "greenlet", "greentrace")
-_BUILD_PRODUCTS = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.o", "build",
-                                         "*.egg-info")
+TREE_ENTRIES = (
+    "setup.py",
+    "pyproject.toml",
+    "MANIFEST.in",
+    "README.md",
+    "CHANGES.rst",
+    "LICENSE",
+    "src",
+    "greenlet",
+    "greentrace",
+)
+_BUILD_PRODUCTS = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", "*.so", "*.o", "build", "*.egg-info"
+)
 
 
 def TREE_IGNORE(directory, names):
@@ -52,13 +62,25 @@ def TREE_IGNORE(directory, names):
         ignored.add("greenlet.h")  # a copy that editable builds leave behind
     return ignored
 
+
 # Timed benchmarks in table order (bench_suite has them all).
 TIMED = [
-    "switch_pingpong", "switch_main_child", "switch_deep_py50", "switch_deep_py500",
-    "switch_deep_c50", "switch_deep_c500", "create_start_finish", "throw_caught",
-    "gen_emul_greenlet", "gen_emul_native", "switch_pingpong_settrace",
-    "baseline_gen_send", "baseline_asyncio_sleep0",
-    "switch_pingpong_switchlog", "create_spawn_off", "create_spawn_1",
+    "switch_pingpong",
+    "switch_main_child",
+    "switch_deep_py50",
+    "switch_deep_py500",
+    "switch_deep_c50",
+    "switch_deep_c500",
+    "create_start_finish",
+    "throw_caught",
+    "gen_emul_greenlet",
+    "gen_emul_native",
+    "switch_pingpong_settrace",
+    "baseline_gen_send",
+    "baseline_asyncio_sleep0",
+    "switch_pingpong_switchlog",
+    "create_spawn_off",
+    "create_spawn_1",
 ]
 FIXED = ["memory", "all_greenlets_100k"]
 ALL_GREENLETS_COUNT = 100_000
@@ -80,11 +102,15 @@ def find_python(spec):
     if not re.fullmatch(r"3\.\d+", spec):
         sys.exit("--python: give a path or a version like 3.12, not %r" % spec)
     root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    cands = [d for d in glob.glob(os.path.join(root, "versions", spec + ".*"))
-             if re.fullmatch(re.escape(spec) + r"\.\d+", os.path.basename(d))]
+    cands = [
+        d
+        for d in glob.glob(os.path.join(root, "versions", spec + ".*"))
+        if re.fullmatch(re.escape(spec) + r"\.\d+", os.path.basename(d))
+    ]
     cands.sort(key=lambda d: int(os.path.basename(d).rsplit(".", 1)[1]))
     for path in [os.path.join(d, "bin", "python") for d in reversed(cands)] + [
-            shutil.which("python" + spec) or ""]:
+        shutil.which("python" + spec) or ""
+    ]:
         if path and os.access(path, os.X_OK):
             return path
     sys.exit("no Python %s under %s/versions or on PATH" % (spec, root))
@@ -101,8 +127,13 @@ def clean_env(extra=None):
 
 
 def py_version(python):
-    out = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
-                         capture_output=True, text=True, check=True, env=clean_env())
+    out = subprocess.run(
+        [python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean_env(),
+    )
     return out.stdout.strip()
 
 
@@ -110,8 +141,9 @@ def run_logged(cmd, logfile, env=None, cwd=None):
     with open(logfile, "a") as f:
         f.write("$ %s\n" % " ".join(cmd))
         f.flush()
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env or clean_env(),
-                              cwd=cwd)
+        proc = subprocess.run(
+            cmd, stdout=f, stderr=subprocess.STDOUT, env=env or clean_env(), cwd=cwd
+        )
     if proc.returncode != 0:
         with open(logfile) as f:
             tail = f.read()[-4000:]
@@ -122,11 +154,20 @@ def tree_digest(cflags):
     h = hashlib.sha256(cflags.encode())
     for entry in TREE_ENTRIES:
         top = os.path.join(REPO, entry)
-        paths = [top] if os.path.isfile(top) else sorted(
-            os.path.join(d, f) for d, dirs, files in os.walk(top) for f in files)
+        paths = (
+            [top]
+            if os.path.isfile(top)
+            else sorted(
+                os.path.join(d, f) for d, dirs, files in os.walk(top) for f in files
+            )
+        )
         for path in paths:
             rel = os.path.relpath(path, REPO)
-            if "__pycache__" in rel or rel.endswith((".so", ".o", ".pyc")) or ".egg-info" in rel:
+            if (
+                "__pycache__" in rel
+                or rel.endswith((".so", ".o", ".pyc"))
+                or ".egg-info" in rel
+            ):
                 continue
             if rel == os.path.join("greenlet", "greenlet.h"):
                 continue
@@ -145,11 +186,14 @@ def greenlet_in(venv):
     py = venv_python(venv)
     if not os.access(py, os.X_OK):
         return None
-    code = ("import os, sys, greenlet; p = os.path.realpath(greenlet.__file__); "
-            "assert p.startswith(os.path.realpath(sys.prefix)), p; print(greenlet.__version__)")
+    code = (
+        "import os, sys, greenlet; p = os.path.realpath(greenlet.__file__); "
+        "assert p.startswith(os.path.realpath(sys.prefix)), p; print(greenlet.__version__)"
+    )
     with tempfile.TemporaryDirectory() as cwd:
-        proc = subprocess.run([py, "-c", code], capture_output=True, text=True, cwd=cwd,
-                              env=clean_env())
+        proc = subprocess.run(
+            [py, "-c", code], capture_output=True, text=True, cwd=cwd, env=clean_env()
+        )
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
@@ -186,11 +230,18 @@ def ensure_venv(python, base, impl, rebuild):
                 shutil.copytree(path, os.path.join(src, entry), ignore=TREE_IGNORE)
             elif os.path.isfile(path):
                 shutil.copy2(path, os.path.join(src, entry))
-        log("%s: building the work tree%s" % (impl, " with " + cflags if cflags else ""))
-        run_logged(pip + ["--force-reinstall", "--no-deps", src], logfile,
-                   env=clean_env({"GREENLET_CFLAGS": cflags}))
+        log(
+            "%s: building the work tree%s" % (impl, " with " + cflags if cflags else "")
+        )
+        run_logged(
+            pip + ["--force-reinstall", "--no-deps", src],
+            logfile,
+            env=clean_env({"GREENLET_CFLAGS": cflags}),
+        )
     if not greenlet_in(venv):
-        sys.exit("%s: greenlet does not import from %s (see %s)" % (impl, venv, logfile))
+        sys.exit(
+            "%s: greenlet does not import from %s (see %s)" % (impl, venv, logfile)
+        )
     with open(stamp, "w") as f:
         f.write(stamp_value)
     return venv
@@ -206,8 +257,13 @@ class Worker:
         self.errlog = open(os.path.join(tmpdir, impl + ".stderr"), "w+")
         self.proc = subprocess.Popen(
             [venv_python(venv), "-s", os.path.join(HERE, "worker.py")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errlog,
-            text=True, cwd=tmpdir, env=clean_env())
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errlog,
+            text=True,
+            cwd=tmpdir,
+            env=clean_env(),
+        )
         self.info = self.ask(op="info")
         if not self.info["path"].startswith(os.path.realpath(venv)):
             sys.exit("%s: worker imported greenlet from %s" % (impl, self.info["path"]))
@@ -218,7 +274,10 @@ class Worker:
         line = self.proc.stdout.readline()
         if not line:
             self.errlog.seek(0)
-            sys.exit("%s: worker died on %r\n%s" % (self.impl, request, self.errlog.read()[-4000:]))
+            sys.exit(
+                "%s: worker died on %r\n%s"
+                % (self.impl, request, self.errlog.read()[-4000:])
+            )
         answer = json.loads(line)
         if "error" in answer:
             sys.exit("%s: %r failed:\n%s" % (self.impl, request, answer["error"]))
@@ -237,10 +296,19 @@ class Worker:
 def callgrind_instructions(venv, n, outdir, impl):
     """Instructions for ``n`` sibling switches of callgrind_switch.py, whole process."""
     out = os.path.join(outdir, "callgrind.%s.%d.out" % (impl, n))
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-           venv_python(venv), "-s", os.path.join(HERE, "callgrind_switch.py"), str(n)]
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=" + out,
+        venv_python(venv),
+        "-s",
+        os.path.join(HERE, "callgrind_switch.py"),
+        str(n),
+    ]
     with tempfile.TemporaryDirectory() as cwd:
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=clean_env())
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, cwd=cwd, env=clean_env()
+        )
     m = re.search(r"Collected\s*:\s*(\d+)", proc.stderr)
     if proc.returncode != 0 or not m:
         raise RuntimeError("callgrind failed:\n" + proc.stderr[-2000:])
@@ -288,16 +356,32 @@ def build_rows(samples, cg, minor):
             return "-"
         return "met" if value <= limit else "MISSED"
 
-    def row(name, unit, bench=None, target=None, limit=None, applies=True, ours_value=None,
-            ratio=None, target_on="up"):
+    def row(
+        name,
+        unit,
+        bench=None,
+        target=None,
+        limit=None,
+        applies=True,
+        ours_value=None,
+        ratio=None,
+        target_on="up",
+    ):
         r = {"benchmark": name, "unit": unit}
         for impl in IMPLS:
             r[impl] = median(s(bench, impl)) if bench else None
         if ours_value is not None:
             r["ours"] = ours_value
-        r["ours/up"] = ratio if ratio is not None else (
-            paired_ratio(s(bench, "ours"), s(bench, "upstream")) if bench else None)
-        r["ours/noobs"] = paired_ratio(s(bench, "ours"), s(bench, "ours-noobs")) if bench else None
+        r["ours/up"] = (
+            ratio
+            if ratio is not None
+            else (
+                paired_ratio(s(bench, "ours"), s(bench, "upstream")) if bench else None
+            )
+        )
+        r["ours/noobs"] = (
+            paired_ratio(s(bench, "ours"), s(bench, "ours-noobs")) if bench else None
+        )
         sp = [spread(s(bench, impl)) for impl in IMPLS] if bench else []
         sp = [x for x in sp if x is not None]
         r["noise%"] = max(sp) if sp else None
@@ -307,7 +391,11 @@ def build_rows(samples, cg, minor):
         elif not applies:
             r["result"] = "n/a"
         else:
-            measured = {"up": r["ours/up"], "noobs": r["ours/noobs"], "value": r["ours"]}[target_on]
+            measured = {
+                "up": r["ours/up"],
+                "noobs": r["ours/noobs"],
+                "value": r["ours"],
+            }[target_on]
             r["result"] = check(measured, limit)
         rows.append(r)
         return r
@@ -316,48 +404,104 @@ def build_rows(samples, cg, minor):
     row("switch_main_child", "ns/switch", "switch_main_child", "ours/up <= 0.85", 0.85)
     row("switch_deep_py50", "ns/switch", "switch_deep_py50")
     row("switch_deep_py500", "ns/switch", "switch_deep_py500")
-    row("  deep_py500 / own flat", "x flat",
-        ours_value=paired_ratio(s("switch_deep_py500", "ours"), s("switch_pingpong", "ours")),
-        target="ours <= 1.2 (3.12+)", limit=1.2, applies=minor >= 12, target_on="value")
+    row(
+        "  deep_py500 / own flat",
+        "x flat",
+        ours_value=paired_ratio(
+            s("switch_deep_py500", "ours"), s("switch_pingpong", "ours")
+        ),
+        target="ours <= 1.2 (3.12+)",
+        limit=1.2,
+        applies=minor >= 12,
+        target_on="value",
+    )
     row("switch_deep_c50", "ns/switch", "switch_deep_c50")
     row("switch_deep_c500", "ns/switch", "switch_deep_c500", "ours/up <= 1.0", 1.0)
-    row("create_start_finish", "ns/greenlet", "create_start_finish",
-        "ours/up <= %s" % ("0.25" if new else "1.0"), 0.25 if new else 1.0)
+    row(
+        "create_start_finish",
+        "ns/greenlet",
+        "create_start_finish",
+        "ours/up <= %s" % ("0.25" if new else "1.0"),
+        0.25 if new else 1.0,
+    )
     row("throw_caught", "ns/throw", "throw_caught", "ours/up <= 0.3", 0.3)
     row("gen_emul_greenlet", "ns/value", "gen_emul_greenlet", "ours/up <= 0.85", 0.85)
     row("gen_emul_native", "ns/value", "gen_emul_native")
-    row("switch_pingpong_settrace", "ns/switch", "switch_pingpong_settrace", "ours/up <= 1.0", 1.0)
+    row(
+        "switch_pingpong_settrace",
+        "ns/switch",
+        "switch_pingpong_settrace",
+        "ours/up <= 1.0",
+        1.0,
+    )
     row("baseline_gen_send", "ns/send", "baseline_gen_send")
     row("baseline_asyncio_sleep0", "ns/switch", "baseline_asyncio_sleep0")
-    row("mem_greenlet_rss", "B/greenlet", "mem_greenlet_rss",
-        "ours/up <= %s" % ("0.5" if new else "1.0"), 0.5 if new else 1.0)
+    row(
+        "mem_greenlet_rss",
+        "B/greenlet",
+        "mem_greenlet_rss",
+        "ours/up <= %s" % ("0.5" if new else "1.0"),
+        0.5 if new else 1.0,
+    )
     row("mem_greenlet_vms", "B/greenlet", "mem_greenlet_vms")
     row("mem_greenlet_tracemalloc", "B/greenlet", "mem_greenlet_tracemalloc")
     row("mem_generator_rss", "B/generator", "mem_generator_rss")
     if cg:
-        r = row("callgrind_sibling_switch", "instr/switch",
-                target="ours <= 1800 (3.11)", limit=1800, applies=minor == 11, target_on="value")
+        r = row(
+            "callgrind_sibling_switch",
+            "instr/switch",
+            target="ours <= 1800 (3.11)",
+            limit=1800,
+            applies=minor == 11,
+            target_on="value",
+        )
         for impl in IMPLS:
             r[impl] = cg.get(impl)
         r["ours/up"] = cg["ours"] / cg["upstream"] if cg.get("upstream") else None
-        r["ours/noobs"] = cg["ours"] / cg["ours-noobs"] if cg.get("ours-noobs") else None
+        r["ours/noobs"] = (
+            cg["ours"] / cg["ours-noobs"] if cg.get("ours-noobs") else None
+        )
         r["result"] = "n/a" if minor != 11 else check(cg.get("ours"), 1800)
     # Observation features: this project only.
     row("switch_pingpong_switchlog", "ns/switch", "switch_pingpong_switchlog")
-    row("  switchlog / plain switch", "x plain",
-        ours_value=paired_ratio(s("switch_pingpong_switchlog", "ours"), s("switch_pingpong", "ours")),
-        target="ours <= 1.25", limit=1.25, target_on="value")
-    r = row("all_greenlets_100k", "ms/call", "all_greenlets_ms", "ours <= 20 ms", 20,
-            target_on="value")
+    row(
+        "  switchlog / plain switch",
+        "x plain",
+        ours_value=paired_ratio(
+            s("switch_pingpong_switchlog", "ours"), s("switch_pingpong", "ours")
+        ),
+        target="ours <= 1.25",
+        limit=1.25,
+        target_on="value",
+    )
+    r = row(
+        "all_greenlets_100k",
+        "ms/call",
+        "all_greenlets_ms",
+        "ours <= 20 ms",
+        20,
+        target_on="value",
+    )
     r["ours/noobs"] = None  # a NO_OBSERVE build has no registry
     r = row("  gc.get_objects() scan", "ms/call", "gc_scan_greenlets_ms")
     r["ours/noobs"] = None
     row("create_spawn_off", "ns/greenlet", "create_spawn_off")
     row("create_spawn_1", "ns/greenlet", "create_spawn_1")
-    row("  spawn tracking 1 / off", "x off",
-        ours_value=paired_ratio(s("create_spawn_1", "ours"), s("create_spawn_off", "ours")))
-    r = row("observation-off cost (pingpong)", "ours/noobs", "switch_pingpong",
-            "ours/noobs <= 1.03", 1.03, target_on="noobs")
+    row(
+        "  spawn tracking 1 / off",
+        "x off",
+        ours_value=paired_ratio(
+            s("create_spawn_1", "ours"), s("create_spawn_off", "ours")
+        ),
+    )
+    r = row(
+        "observation-off cost (pingpong)",
+        "ours/noobs",
+        "switch_pingpong",
+        "ours/noobs <= 1.03",
+        1.03,
+        target_on="noobs",
+    )
     r["ours"] = r["ours/noobs"]
     r["upstream"] = r["ours-noobs"] = r["ours/up"] = None
     return rows
@@ -376,20 +520,44 @@ def fmt(x, digits=None):
 
 
 def render(rows, header):
-    cols = ["benchmark", "unit", "upstream", "ours", "ours-noobs", "ours/up", "ours/noobs",
-            "noise%", "target", "result"]
+    cols = [
+        "benchmark",
+        "unit",
+        "upstream",
+        "ours",
+        "ours-noobs",
+        "ours/up",
+        "ours/noobs",
+        "noise%",
+        "target",
+        "result",
+    ]
     table = [cols]
     for r in rows:
-        table.append([
-            r["benchmark"], r["unit"], fmt(r["upstream"]), fmt(r["ours"]), fmt(r["ours-noobs"]),
-            fmt(r["ours/up"], 3), fmt(r["ours/noobs"], 3), fmt(r["noise%"], 1),
-            r["target"], r["result"]])
+        table.append(
+            [
+                r["benchmark"],
+                r["unit"],
+                fmt(r["upstream"]),
+                fmt(r["ours"]),
+                fmt(r["ours-noobs"]),
+                fmt(r["ours/up"], 3),
+                fmt(r["ours/noobs"], 3),
+                fmt(r["noise%"], 1),
+                r["target"],
+                r["result"],
+            ]
+        )
     widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
     left = {0, 1, 8, 9}
     out = [header]
     for k, line in enumerate(table):
-        out.append("  ".join(c.ljust(w) if i in left else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(line, widths))).rstrip())
+        out.append(
+            "  ".join(
+                c.ljust(w) if i in left else c.rjust(w)
+                for i, (c, w) in enumerate(zip(line, widths))
+            ).rstrip()
+        )
         if k == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
@@ -401,24 +569,49 @@ def render(rows, header):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--python", default=sys.executable,
-                   help="interpreter: a path or a version such as 3.12 (pyenv); default: this one")
+    p.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter: a path or a version such as 3.12 (pyenv); default: this one",
+    )
     p.add_argument("--quick", action="store_true", help="short samples and few rounds")
-    p.add_argument("--rounds", type=int, help="interleaved rounds (default 15, quick 7)")
-    p.add_argument("--sample-ms", type=float,
-                   help="target duration of one timed sample, all its runs (default 150, quick 30)")
-    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                   help="time the thread's CPU time (default) or wall time")
-    p.add_argument("--json", metavar="FILE", help="write samples, medians and the table here")
-    p.add_argument("--only", nargs="+", metavar="BENCH", help="run only these benchmarks")
+    p.add_argument(
+        "--rounds", type=int, help="interleaved rounds (default 15, quick 7)"
+    )
+    p.add_argument(
+        "--sample-ms",
+        type=float,
+        help="target duration of one timed sample, all its runs (default 150, quick 30)",
+    )
+    p.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="time the thread's CPU time (default) or wall time",
+    )
+    p.add_argument(
+        "--json", metavar="FILE", help="write samples, medians and the table here"
+    )
+    p.add_argument(
+        "--only", nargs="+", metavar="BENCH", help="run only these benchmarks"
+    )
     p.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
-    p.add_argument("--venv-dir", default=os.path.join(REPO, ".venvs", "bench"),
-                   help="cache of the environments (default: <repo>/.venvs/bench)")
+    p.add_argument(
+        "--venv-dir",
+        default=os.path.join(REPO, ".venvs", "bench"),
+        help="cache of the environments (default: <repo>/.venvs/bench)",
+    )
     p.add_argument("--rebuild", action="store_true", help="recreate the environments")
-    p.add_argument("--no-callgrind", action="store_true", help="skip the callgrind count")
+    p.add_argument(
+        "--no-callgrind", action="store_true", help="skip the callgrind count"
+    )
     p.add_argument("--callgrind-switches", type=int, default=50_000)
-    p.add_argument("--mem-count", type=int, default=100_000,
-                   help="suspended greenlets alive in the memory benchmark")
+    p.add_argument(
+        "--mem-count",
+        type=int,
+        default=100_000,
+        help="suspended greenlets alive in the memory benchmark",
+    )
     return p.parse_args(argv)
 
 
@@ -444,8 +637,10 @@ def main(argv=None):
     wanted = set(args.only or TIMED + FIXED)
     timed = [b for b in TIMED if b in wanted]
     fixed = [b for b in FIXED if b in wanted]
-    applies = {b: [i for i in args.impls if b in workers[i].info["benchmarks"]]
-               for b in timed + fixed}
+    applies = {
+        b: [i for i in args.impls if b in workers[i].info["benchmarks"]]
+        for b in timed + fixed
+    }
     samples: dict = {}
     started = time.monotonic()
 
@@ -453,16 +648,24 @@ def main(argv=None):
     # implementation, the smallest of theirs, so no sample runs long.
     loops = {}
     for b in timed:
-        loops[b] = min(workers[i].ask(op="calibrate", name=b, target_ns=target_ns / REPEAT)["loops"]
-                       for i in applies[b])
-    log("calibrated in %.0fs; %d rounds of %d timed benchmarks" % (
-        time.monotonic() - started, rounds, len(timed)))
+        loops[b] = min(
+            workers[i].ask(op="calibrate", name=b, target_ns=target_ns / REPEAT)[
+                "loops"
+            ]
+            for i in applies[b]
+        )
+    log(
+        "calibrated in %.0fs; %d rounds of %d timed benchmarks"
+        % (time.monotonic() - started, rounds, len(timed))
+    )
 
     def take(bench, arg, r):
         order = applies[bench]
-        order = order[r % len(order):] + order[:r % len(order)]
+        order = order[r % len(order) :] + order[: r % len(order)]
         for impl in order:
-            value = workers[impl].ask(op="run", name=bench, arg=arg, repeat=REPEAT)["value"]
+            value = workers[impl].ask(op="run", name=bench, arg=arg, repeat=REPEAT)[
+                "value"
+            ]
             if isinstance(value, dict):
                 for metric, v in value.items():
                     samples.setdefault(metric, {}).setdefault(impl, []).append(v)
@@ -477,43 +680,80 @@ def main(argv=None):
         for b in fixed:
             scale = args.mem_count if b == "memory" else ALL_GREENLETS_COUNT
             take(b, scale, r)
-        log("fixed-size round %d/%d done (%.0fs)" % (r + 1, fixed_rounds,
-                                                    time.monotonic() - started))
+        log(
+            "fixed-size round %d/%d done (%.0fs)"
+            % (r + 1, fixed_rounds, time.monotonic() - started)
+        )
     for w in workers.values():
         w.close()
 
     cg = {}
-    if not args.no_callgrind and shutil.which("valgrind") and (not args.only or "callgrind" in wanted):
+    if (
+        not args.no_callgrind
+        and shutil.which("valgrind")
+        and (not args.only or "callgrind" in wanted)
+    ):
         outdir = os.path.join(base, "callgrind")
         os.makedirs(outdir, exist_ok=True)
         for impl, venv in venvs.items():
             try:
-                cg[impl] = callgrind_per_switch(venv, args.callgrind_switches, outdir, impl)
+                cg[impl] = callgrind_per_switch(
+                    venv, args.callgrind_switches, outdir, impl
+                )
             except RuntimeError as exc:
                 log("%s: %s" % (impl, exc))
-        log("callgrind done (%.0fs); profiles in %s" % (time.monotonic() - started, outdir))
+        log(
+            "callgrind done (%.0fs); profiles in %s"
+            % (time.monotonic() - started, outdir)
+        )
 
     rows = build_rows(samples, cg, minor)
-    header = ("greenlet benchmarks, Python %s: upstream greenlet %s vs this checkout "
-              "(ours) vs ours built with %s (ours-noobs)\n"
-              "%s mode: %d rounds x %.0f ms samples (fastest of %d runs, %s time), "
-              "%d fixed-size round(s); medians; ratios are medians of per-round ratios; noise%% = half IQR / median (worst impl)\n"
-              % (version, workers.get("upstream") and workers["upstream"].info["version"]
-                 or UPSTREAM_VERSION, NOOBS_CFLAGS, "quick" if args.quick else "full", rounds,
-                 target_ns / 1e6, REPEAT, args.clock, fixed_rounds))
+    header = (
+        "greenlet benchmarks, Python %s: upstream greenlet %s vs this checkout "
+        "(ours) vs ours built with %s (ours-noobs)\n"
+        "%s mode: %d rounds x %.0f ms samples (fastest of %d runs, %s time), "
+        "%d fixed-size round(s); medians; ratios are medians of per-round ratios; noise%% = half IQR / median (worst impl)\n"
+        % (
+            version,
+            workers.get("upstream")
+            and workers["upstream"].info["version"]
+            or UPSTREAM_VERSION,
+            NOOBS_CFLAGS,
+            "quick" if args.quick else "full",
+            rounds,
+            target_ns / 1e6,
+            REPEAT,
+            args.clock,
+            fixed_rounds,
+        )
+    )
     text = render(rows, header)
     print(text)
     missed = [r["benchmark"].strip() for r in rows if r["result"] == "MISSED"]
     met = [r["benchmark"].strip() for r in rows if r["result"] == "met"]
-    print("\ntargets: %d met, %d missed%s" % (len(met), len(missed),
-                                                (": " + ", ".join(missed)) if missed else ""))
+    print(
+        "\ntargets: %d met, %d missed%s"
+        % (len(met), len(missed), (": " + ", ".join(missed)) if missed else "")
+    )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"python": version, "interpreter": python, "quick": args.quick,
-                       "rounds": rounds, "clock": args.clock, "sample_ms": target_ns / 1e6, "loops": loops,
-                       "impls": {i: w.info for i, w in workers.items()},
-                       "callgrind_per_switch": cg, "samples": samples, "rows": rows},
-                      f, indent=1)
+            json.dump(
+                {
+                    "python": version,
+                    "interpreter": python,
+                    "quick": args.quick,
+                    "rounds": rounds,
+                    "clock": args.clock,
+                    "sample_ms": target_ns / 1e6,
+                    "loops": loops,
+                    "impls": {i: w.info for i, w in workers.items()},
+                    "callgrind_per_switch": cg,
+                    "samples": samples,
+                    "rows": rows,
+                },
+                f,
+                indent=1,
+            )
         log("wrote " + args.json)
     shutil.rmtree(tmpdir, ignore_errors=True)
     return 0

@@ -42,10 +42,17 @@ def main():
                 bench_suite.use_clock(request["name"])
                 answer = {"clock": request["name"]}
             elif op == "calibrate":
-                answer = {"loops": bench_suite.calibrate(request["name"], request["target_ns"])}
+                answer = {
+                    "loops": bench_suite.calibrate(
+                        request["name"], request["target_ns"]
+                    )
+                }
             elif op == "run":
-                answer = {"value": bench_suite.run(request["name"], request["arg"],
-                                                   request.get("repeat", 1))}
+                answer = {
+                    "value": bench_suite.run(
+                        request["name"], request["arg"], request.get("repeat", 1)
+                    )
+                }
             else:
                 answer = {"error": "unknown op %r" % op}
         except Exception:

@@ -17,7 +17,9 @@ BENCH_DIR = Path(__file__).parents[1] / "benchmarks"
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location("_greenlet_bench_" + name, BENCH_DIR / (name + ".py"))
+    spec = importlib.util.spec_from_file_location(
+        "_greenlet_bench_" + name, BENCH_DIR / (name + ".py")
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -64,7 +66,9 @@ def test_memory_benchmark():
 
 
 def test_all_greenlets_benchmark():
-    result = suite.run("all_greenlets_100k", suite.BENCHMARKS["all_greenlets_100k"].tiny)
+    result = suite.run(
+        "all_greenlets_100k", suite.BENCHMARKS["all_greenlets_100k"].tiny
+    )
     assert set(result) == {"all_greenlets_ms", "gc_scan_greenlets_ms"}
     assert all(value > 0 for value in result.values()), result
 
@@ -85,10 +89,16 @@ def test_worker_protocol(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(BENCH_DIR / "worker.py")],
         input="".join(json.dumps(r) + "\n" for r in requests),
-        capture_output=True, text=True, cwd=tmp_path, env=_clean_env(), timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_clean_env(),
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    info, calibrated, sample, error = [json.loads(line) for line in proc.stdout.splitlines()]
+    info, calibrated, sample, error = [
+        json.loads(line) for line in proc.stdout.splitlines()
+    ]
     assert info["version"] and "switch_pingpong" in info["benchmarks"]
     assert calibrated["loops"] >= 2
     assert sample["value"] > 0
@@ -98,22 +108,32 @@ def test_worker_protocol(tmp_path):
 def test_callgrind_script_runs(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(BENCH_DIR / "callgrind_switch.py"), "1000"],
-        capture_output=True, text=True, cwd=tmp_path, env=_clean_env(), timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_clean_env(),
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_table_from_samples():
     # The table and its target checks, from made-up samples of three rounds.
-    samples = {name: {"upstream": [200.0] * 3, "ours": [100.0] * 3, "ours-noobs": [98.0] * 3}
-               for name in TIMED + ["mem_greenlet_rss", "all_greenlets_ms"]}
-    rows = compare.build_rows(samples, {"upstream": 2500.0, "ours": 1500.0, "ours-noobs": 1450.0}, 11)
+    samples = {
+        name: {"upstream": [200.0] * 3, "ours": [100.0] * 3, "ours-noobs": [98.0] * 3}
+        for name in TIMED + ["mem_greenlet_rss", "all_greenlets_ms"]
+    }
+    rows = compare.build_rows(
+        samples, {"upstream": 2500.0, "ours": 1500.0, "ours-noobs": 1450.0}, 11
+    )
     by_name = {r["benchmark"].strip(): r for r in rows}
     assert by_name["switch_pingpong"]["ours/up"] == pytest.approx(0.5)
     assert by_name["switch_pingpong"]["result"] == "met"
     assert by_name["throw_caught"]["result"] == "MISSED"  # 0.5 > 0.3
     assert by_name["callgrind_sibling_switch"]["result"] == "met"
-    assert by_name["observation-off cost (pingpong)"]["result"] == "met"  # 100/98 < 1.03
+    assert (
+        by_name["observation-off cost (pingpong)"]["result"] == "met"
+    )  # 100/98 < 1.03
     assert by_name["deep_py500 / own flat"]["result"] == "n/a"  # a 3.12+ target
     text = compare.render(rows, "header")
     assert "switch_pingpong" in text and "MISSED" in text
