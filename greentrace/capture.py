@@ -289,8 +289,10 @@ def _threads(
             continue
         if tid not in order:
             order.append(tid)
-        if g.is_main:
-            mains.setdefault(tid, g)
+        if g.is_main and (tid not in mains or mains[tid].state == "dead"):
+            # An exited thread's ident may be reused by a live thread: the
+            # record describes the live one, whose main greenlet is not dead.
+            mains[tid] = g
         if g.state == "running":
             current[tid] = g.id
     main_ident = threading.main_thread().ident

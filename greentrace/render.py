@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
+from rich import box
 from rich.cells import cell_len, set_cell_size
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.measure import Measurement
@@ -223,11 +224,13 @@ def top_table(
     previous: Snapshot | None = None,
     sort: str = "run",
     limit: int | None = None,
+    compact: bool = False,
 ) -> Table:
     """Greenlets ordered by run time or switches; rates when ``previous`` is given.
 
     With a previous snapshot of the same process, ``run`` sorts by run time
-    gained in between and ``switches`` by switches per second.
+    gained in between and ``switches`` by switches per second.  ``compact``
+    fits 80 columns: light borders, the state as its mark, names cut short.
     """
     if sort not in ("run", "switches"):
         raise ValueError(f"sort must be 'run' or 'switches', not {sort!r}")
@@ -251,11 +254,23 @@ def top_table(
         run, switched = delta(g) if previous is not None else (g.run_ns, g.switches)
         return (-(run if sort == "run" else switched), g.id)
 
-    table = Table(title=f"greenlets of pid {snapshot.pid}", title_justify="left")
+    table = Table(
+        title=f"greenlets of pid {snapshot.pid}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
+        pad_edge=not compact,
+        show_edge=not compact,
+    )
     for header in ("id", "greenlet", "state", "thread", "switches", "run"):
         numeric = header in ("id", "switches", "run")
         table.add_column(
-            header, justify="right" if numeric else "left", no_wrap=numeric
+            "st" if compact and header == "state" else header,
+            justify="right" if numeric else "left",
+            no_wrap=numeric or compact,
+            overflow="ellipsis",
+            ratio=(2 if header == "greenlet" else 1)
+            if compact and header in ("greenlet", "thread")
+            else None,
         )
     if previous is not None:
         table.add_column("sw/s", justify="right")
@@ -267,7 +282,10 @@ def top_table(
         tid = threads.get(g.id)
         thread = snapshot.thread(tid)
         thread_name = thread.name if thread and thread.name else str(tid or "-")
-        cells: list[str | Text] = [str(g.id), g.label, badge(g.state), thread_name]
+        state = badge(g.state)
+        if compact:
+            state.truncate(1)
+        cells: list[str | Text] = [str(g.id), g.label, state, thread_name]
         cells += [str(g.switches), format_ns(g.run_ns)]
         if previous is not None:
             run, switched = delta(g)

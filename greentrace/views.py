@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -23,6 +23,8 @@ TIMELINE_LIMIT = 60
 """Above this many greenlets the exit report leaves the timeline to the files."""
 LIVE_TREE_LIMIT = 40
 LIVE_TOP_ROWS = 10
+WIDE = 100
+"""Columns from which the top table is drawn with full borders and state names."""
 
 
 def uptime(seconds: float) -> str:
@@ -62,13 +64,31 @@ def programs_table(found: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
+class Fitted:
+    """Renders ``wide`` where there are at least ``min_width`` columns, else ``narrow``."""
+
+    def __init__(
+        self, wide: RenderableType, narrow: RenderableType, min_width: int
+    ) -> None:
+        self.wide, self.narrow, self.min_width = wide, narrow, min_width
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> RenderResult:
+        yield self.wide if options.max_width >= self.min_width else self.narrow
+
+
 def top_view(
     snapshot: Snapshot, previous: Snapshot | None, sort: str = "run", rows: int = 25
 ) -> Group:
-    """One frame of ``greentrace top``: the table and how to quit."""
+    """One frame of ``greentrace top``: the table (compact below 100 columns) and how to quit."""
     order = "run time" if sort == "run" else "switch rate"
     footer = Text(f"q or Ctrl-C quits · sorted by {order}", style="dim")
-    return Group(top_table(snapshot, previous, sort=sort, limit=rows), footer)
+    tables = [
+        top_table(snapshot, previous, sort=sort, limit=rows, compact=compact)
+        for compact in (False, True)
+    ]
+    return Group(Fitted(tables[0], tables[1], WIDE), footer)
 
 
 def trim(snapshot: Snapshot, limit: int) -> tuple[Snapshot, int]:
@@ -115,7 +135,7 @@ def live_view(
     ):
         previous = None
     return Group(
-        top_table(snapshot, previous, limit=rows),
+        top_table(snapshot, previous, limit=rows, compact=True),
         Text("greenlet tree", style="bold underline"),
         *_tree_part(snapshot, tree_limit),
         Text("greentrace run --live · the report follows at exit", style="dim"),
