@@ -20,6 +20,7 @@ from procs import request
 
 greenlet = pytest.importorskip("greenlet")
 from greentrace import inspector
+from greentrace import server as server_module
 from greentrace.model import Recording, Snapshot
 
 NOBODY = 65534
@@ -257,12 +258,12 @@ def test_serve_is_idempotent_and_client_round_trips(runtime: Path) -> None:
 )
 def test_forked_child_leaves_the_parents_socket_alone(runtime: Path) -> None:
     path = inspector.serve()
-    parents = inspector._server
+    parents = server_module._server
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover (runs in the child)
             code = 0 if inspector.serving() is None else 1
-            inspector._close_at_exit(parents)  # what the inherited atexit hook does
+            server_module._close_at_exit(parents)  # what the inherited atexit hook does
             parents.close()
             os._exit(code)
         _, status = os.waitpid(pid, 0)
