@@ -14,127 +14,35 @@ greenlet is reported as it was when it was read.
 
 from __future__ import annotations
 
-import contextlib
-import linecache
 import os
-import signal
 import sys
 import threading
 import time
 import weakref
-from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
 import greenlet
 
+from .frames import STACK_LIMIT, Raw, frame_info, hide_launcher, thread_stack, walk
 from .model import (
-    FrameInfo,
     GreenletInfo,
     GreenletMeta,
     Recording,
     Snapshot,
     SwitchEvent,
-    ThreadInfo,
+)
+from .threads import (
+    internal_threads,
+    mark_internal,
+    thread_names,
+    thread_records,
+    unmark_internal,
 )
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-STACK_LIMIT = 256
-"""Frames kept per greenlet; deeper stacks keep their innermost frames."""
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _BASE_RUN = greenlet.greenlet.__dict__["run"]
-
-# Threads greentrace itself runs (inspector, watchdog, harvester): their
-# greenlets, if any, never appear in what we report.
-_internal_threads: set[int] = set()
-_internal_lock = threading.Lock()
-
-_Raw = tuple[str, int, str]
-_launchers: set[CodeType] = set()
-
-
-_ASYNC_SIGNALS = {
-    getattr(signal, name)
-    for name in (
-        "SIGINT",
-        "SIGTERM",
-        "SIGHUP",
-        "SIGQUIT",
-        "SIGUSR1",
-        "SIGUSR2",
-        "SIGALRM",
-        "SIGCHLD",
-        "SIGWINCH",
-    )
-    if hasattr(signal, name)
-}
-
-
-def mark_internal(ident: int | None = None) -> None:
-    """Hide a thread (the calling one by default) from snapshots and recordings.
-
-    Called by the thread itself, it also blocks asynchronous signals there,
-    so the kernel delivers them to the program's threads: a signal landing in
-    a helper thread may wait long before the main thread runs its handler
-    (CPython 3.10 can even lose track of it until another signal comes).
-    """
-    if ident is None or ident == threading.get_ident():
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
-    with _internal_lock:
-        _internal_threads.add(threading.get_ident() if ident is None else ident)
-
-
-def unmark_internal(ident: int | None = None) -> None:
-    """Stop hiding a thread; called by internal threads as they end."""
-    with _internal_lock:
-        _internal_threads.discard(threading.get_ident() if ident is None else ident)
-
-
-def internal_threads() -> frozenset[int]:
-    """Idents of the threads greentrace runs for itself."""
-    with _internal_lock:
-        return frozenset(_internal_threads)
-
-
-def _qualname(code: Any) -> str:
-    return str(getattr(code, "co_qualname", None) or code.co_name)
-
-
-def _frames(frame: FrameType | None, limit: int, skip_own: bool) -> list[_Raw]:
-    """(filename, lineno, function) from ``frame`` outwards, innermost first."""
-    out: list[_Raw] = []
-    while frame is not None and skip_own:
-        name = frame.f_code.co_filename
-        if not (name.startswith(_PACKAGE_DIR) or _is_runpy(name)):
-            break
-        frame = frame.f_back
-    while frame is not None and len(out) < limit:
-        code = frame.f_code
-        if code in _launchers:
-            while out and _is_runpy(out[-1][0]):
-                out.pop()
-            break
-        out.append(
-            (code.co_filename, frame.f_lineno or code.co_firstlineno, _qualname(code))
-        )
-        frame = frame.f_back
-    return out
-
-
-def _is_runpy(filename: str) -> bool:
-    return filename == "<frozen runpy>" or filename.endswith(f"{os.sep}runpy.py")
-
-
-def hide_launcher(code: CodeType) -> None:
-    """Cut stacks at frames running ``code`` (and the runpy frames it called).
-
-    ``greentrace run`` starts programs from such a frame: what lies below it
-    is greentrace's own business, not the program's.
-    """
-    _launchers.add(code)
 
 
 def _type_name(g: Any) -> str:
@@ -151,7 +59,7 @@ def _callable_name(func: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _run_name(g: Any, stack: list[_Raw], complete: bool) -> str | None:
+def _run_name(g: Any, stack: list[Raw], complete: bool) -> str | None:
     """The qualname of what ``g`` runs, without calling user-defined descriptors."""
     if g.parent is None:
         return None  # a main greenlet runs its thread, not a callable
@@ -207,7 +115,7 @@ def _read(g: Any, limit: int, here: int, skip: frozenset[int]) -> dict[str, Any]
         return None
     state = _state(g)
     frame = greenlet.frame_of(g) if state in ("running", "suspended") else None
-    raw = _frames(frame, limit, skip_own=thread_id == here)
+    raw = walk(frame, limit, skip_own=thread_id == here)
     parent = g.parent
     gid = g.gr_id
     return {
@@ -227,15 +135,6 @@ def _read(g: Any, limit: int, here: int, skip: frozenset[int]) -> dict[str, Any]
     }
 
 
-def _frame_info(raw: _Raw | tuple[Any, ...], with_line: bool) -> FrameInfo:
-    filename, lineno, function = raw[0], int(raw[1]), str(raw[2])
-    line = None
-    if with_line:
-        text = linecache.getline(filename, lineno).strip()
-        line = text or None
-    return FrameInfo(str(filename), lineno, function, line)
-
-
 def snapshot(stack_limit: int = STACK_LIMIT, lines: bool = True) -> Snapshot:
     """Every greenlet of every thread, with stacks, as a model Snapshot."""
     here = threading.get_ident()
@@ -253,7 +152,7 @@ def snapshot(stack_limit: int = STACK_LIMIT, lines: bool = True) -> Snapshot:
             records.append(record)
     greenlets = []
     for r in records:
-        stack = [_frame_info(f, lines) for f in r.pop("raw")]
+        stack = [frame_info(f, lines) for f in r.pop("raw")]
         spawn = r.pop("spawn")
         greenlets.append(
             GreenletInfo(
@@ -262,10 +161,10 @@ def snapshot(stack_limit: int = STACK_LIMIT, lines: bool = True) -> Snapshot:
                 location=stack[0] if stack else None,
                 spawn_site=None
                 if spawn is None
-                else [_frame_info(f, False) for f in spawn],
+                else [frame_info(f, False) for f in spawn],
             )
         )
-    threads = _threads(greenlets, names, running_threads)
+    threads = thread_records(greenlets, names, running_threads)
     return Snapshot(
         taken_at=taken_at,
         monotonic_ns=mono,
@@ -274,45 +173,6 @@ def snapshot(stack_limit: int = STACK_LIMIT, lines: bool = True) -> Snapshot:
         threads=threads,
         greenlets=greenlets,
     )
-
-
-def _threads(
-    greenlets: list[GreenletInfo], names: dict[int | None, str], running: set[int]
-) -> list[ThreadInfo]:
-    """One ThreadInfo per thread owning greenlets, the main thread first."""
-    order: list[int] = []
-    mains: dict[int, GreenletInfo] = {}
-    current: dict[int, int] = {}
-    for g in greenlets:
-        tid = g.thread_id
-        if tid is None:
-            continue
-        if tid not in order:
-            order.append(tid)
-        if g.is_main and (tid not in mains or mains[tid].state == "dead"):
-            # An exited thread's ident may be reused by a live thread: the
-            # record describes the live one, whose main greenlet is not dead.
-            mains[tid] = g
-        if g.state == "running":
-            current[tid] = g.id
-    main_ident = threading.main_thread().ident
-    order.sort(key=lambda tid: tid != main_ident)
-    infos = []
-    for tid in order:
-        main = mains.get(tid)
-        # A live thread's main greenlet is never dead: if it is, the thread has
-        # exited and its ident may now belong to another thread.
-        alive = tid in running and (main is None or main.state != "dead")
-        infos.append(
-            ThreadInfo(
-                thread_id=tid,
-                name=names.get(tid) if alive else None,
-                main_greenlet_id=main.id if main is not None else None,
-                current_greenlet_id=current.get(tid),
-                alive=alive,
-            )
-        )
-    return infos
 
 
 def greenlet_count() -> int:
@@ -330,9 +190,9 @@ def greenlet_count() -> int:
 
 def metadata(g: Any) -> GreenletMeta:
     """What a recording keeps about a live greenlet."""
-    raw: list[_Raw] = []
+    raw: list[Raw] = []
     if g.gr_state == "suspended" and g.parent is not None:
-        raw = _frames(greenlet.frame_of(g), STACK_LIMIT, skip_own=False)
+        raw = walk(greenlet.frame_of(g), STACK_LIMIT, skip_own=False)
     parent = g.parent
     gid = g.gr_id
     return GreenletMeta(
@@ -561,14 +421,23 @@ def holder(greenlet_id: int, thread_id: int) -> tuple[GreenletMeta, int] | None:
     return (found, waiting) if found is not None else None
 
 
-def thread_stack(thread_id: int, limit: int = STACK_LIMIT) -> list[FrameInfo]:
-    """What a thread executes now, innermost first, with source lines."""
-    frame = sys._current_frames().get(thread_id)
-    raw = _frames(frame, limit, skip_own=thread_id == threading.get_ident())
-    del frame
-    return [_frame_info(f, True) for f in raw]
-
-
-def thread_names() -> dict[int, str]:
-    """Names of the live threads known to ``threading``."""
-    return {t.ident: t.name for t in threading.enumerate() if t.ident is not None}
+# Reached through this module by the rest of greentrace, and kept here so
+# ``capture`` stays the one place to ask about a live process.
+_frame_info = frame_info
+__all__ = [
+    "STACK_LIMIT",
+    "Recorder",
+    "SwitchTap",
+    "greenlet_count",
+    "hide_launcher",
+    "holder",
+    "internal_threads",
+    "mark_internal",
+    "metadata",
+    "record",
+    "running_by_thread",
+    "snapshot",
+    "thread_names",
+    "thread_stack",
+    "unmark_internal",
+]

@@ -301,17 +301,18 @@ def test_package_level_snapshot_and_print_tree() -> None:
 def test_a_reused_thread_ident_describes_the_live_thread() -> None:
     """An exited thread's greenlets keep its ident, which a new thread may get again."""
     from greentrace.model import GreenletInfo
+    from greentrace.threads import thread_records
 
     tid = 4242
     old_main = GreenletInfo(id=1, state="dead", thread_id=tid, is_main=True)
     old_child = GreenletInfo(id=2, state="dead", thread_id=tid, parent_id=1)
     new_main = GreenletInfo(id=7, state="suspended", thread_id=tid, is_main=True)
     new_child = GreenletInfo(id=8, state="running", thread_id=tid, parent_id=7)
-    (thread,) = capture._threads(
+    (thread,) = thread_records(
         [old_main, old_child, new_main, new_child], {tid: "reborn"}, {tid}
     )
     assert thread.alive and thread.name == "reborn"
     assert thread.main_greenlet_id == 7 and thread.current_greenlet_id == 8
     # Once the new thread has exited too, the record is of an exited thread.
-    (gone,) = capture._threads([old_main, old_child], {}, set())
+    (gone,) = thread_records([old_main, old_child], {}, set())
     assert not gone.alive and gone.main_greenlet_id == 1 and gone.name is None
