@@ -28,7 +28,7 @@ import weakref
 import greenlet
 import pytest
 from greenlet import GreenletExit, getcurrent
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 PROFILES = {
@@ -63,21 +63,35 @@ class ProgErr(Exception):
 # --------------------------------------------------------------------------
 
 IDX = st.integers(0, 63)
+# A target: one of this thread's greenlets ("L"), mostly, or one of the
+# other thread's ("F").
+TARGET = st.tuples(st.sampled_from("LLLLLLF"), IDX)
+SWITCH = st.tuples(st.just("switch"), TARGET, st.integers(0, 999))
 OPS = st.one_of(
-    st.tuples(st.just("switch"), IDX, st.integers(0, 999)),
-    st.tuples(st.just("throw"), IDX, st.sampled_from(["err", "exit"])),
+    SWITCH,
+    SWITCH,
+    SWITCH,
+    st.tuples(st.just("throw"), TARGET, st.sampled_from(["err", "err", "exit"])),
     st.tuples(st.just("new"), st.one_of(st.none(), IDX)),
-    st.tuples(st.just("parent"), IDX, IDX),
+    st.tuples(st.just("new"), st.none()),
+    st.tuples(st.just("parent"), IDX, TARGET),
     st.tuples(st.just("finish"), st.integers(0, 999)),
     st.tuples(st.just("raise"), st.integers(0, 999)),
     st.tuples(st.just("release"), IDX),
     st.tuples(st.just("release_foreign"), IDX),
 )
-PROGRAMS = st.lists(OPS, min_size=1, max_size=40)
+PROGRAMS = st.lists(OPS, min_size=8, max_size=60)
 
 # The first local greenlets of every program, as (kind, parent) with parent
 # an index into the pool, so that programs start with something to do.
-SEEDS = st.lists(st.sampled_from([0, 1, 2]), min_size=1, max_size=4)
+SEEDS = st.lists(st.sampled_from([0, 1, 2]), min_size=1, max_size=6)
+
+
+def pick(local, foreign, target):
+    """The greenlet a TARGET names, among the live ones of each thread."""
+    where, idx = target
+    seq = local if where == "L" else foreign
+    return seq[idx % len(seq)]
 
 
 # --------------------------------------------------------------------------
@@ -188,7 +202,7 @@ class Model:
         kind = op[0]
         pool = self.pool()
         if kind == "switch":
-            t = pool[op[1] % len(pool)]
+            t = pick(self.live_local(), self.foreign, op[1])
             if t.thread != c.thread:
                 self.arrive(c, "gerror", "Cannot switch to a different thread")
                 return
@@ -199,8 +213,8 @@ class Model:
             else:
                 self.deliver_value(r, op[2], (op[2],))
         elif kind == "throw":
-            t = pool[op[1] % len(pool)]
-            exc = "GreenletExit" if op[2] == "exit" else ("ProgErr", op[1])
+            t = pick(self.live_local(), self.foreign, op[1])
+            exc = "GreenletExit" if op[2] == "exit" else ("ProgErr", list(op[1]))
             if exc == "GreenletExit" and (t.main or (t is c and c.main)):
                 return  # the program skips these (main would end)
             if t.thread != c.thread:
@@ -229,7 +243,7 @@ class Model:
         elif kind == "parent":
             local = self.live_local()
             g = local[op[1] % len(local)]
-            p = pool[op[2] % len(pool)]
+            p = pick(local, self.foreign, op[2])
             if g.main:
                 self.arrive(c, "err", ("AttributeError", "cannot set the parent of a main greenlet"))
                 return
@@ -392,23 +406,19 @@ class Program:
         me = getcurrent()
         try:
             if kind == "switch":
-                pool = self.pool()
-                t = pool[op[1] % len(pool)]
-                del pool
+                t = pick(self.live_local(), self.foreign, op[1])
                 r = t.switch(op[2])
                 del t
                 if r != END:  # the program is over: nothing to log
                     self.arrive(gid, "val", _value(r))
             elif kind == "throw":
-                pool = self.pool()
-                t = pool[op[1] % len(pool)]
-                del pool
+                t = pick(self.live_local(), self.foreign, op[1])
                 if op[2] == "exit":
                     if t is self.main or t is self.foreign[0] or (t is me and gid == 0):
                         return
                     r = t.throw(GreenletExit)
                 else:
-                    r = t.throw(ProgErr(("ProgErr", op[1])))
+                    r = t.throw(ProgErr(("ProgErr", list(op[1]))))
                 del t
                 if r != END:
                     self.arrive(gid, "val", _value(r))
@@ -418,9 +428,8 @@ class Program:
             elif kind == "parent":
                 local = self.live_local()
                 g = local[op[1] % len(local)]
-                pool = self.pool()
-                p = pool[op[2] % len(pool)]
-                del local, pool
+                p = pick(local, self.foreign, op[2])
+                del local
                 old = g.parent
                 g.parent = p
                 assert g.parent is p
@@ -534,7 +543,11 @@ def run_case(seeds, ops):
 @PROFILE
 @given(seeds=SEEDS, ops=PROGRAMS)
 def test_random_programs_match_the_model(seeds, ops):
-    run_case(seeds, ops)
+    model = run_case(seeds, ops)
+    # What the programs exercised (pytest --hypothesis-show-statistics).
+    for kind in sorted({e[1] for e in model.log}):
+        event("logged %s" % kind)
+    event("%d arrivals" % min(len(model.log), 10) + ("+" if len(model.log) >= 10 else ""))
 
 
 # A few fixed programs, so the checks above are known to be able to fail
@@ -544,10 +557,10 @@ def test_random_programs_match_the_model(seeds, ops):
 def test_finishing_child_skips_dead_parents_and_starts_unstarted_ones():
     # greenlets 1 (parent main), 2 (parent 1), 3 (parent 2)
     ops = [
-        ("switch", 1, 10),  # main -> 1 starts
-        ("switch", 2, 20),  # 1 -> 2 starts
+        ("switch", ("L", 1), 10),  # main -> 1 starts
+        ("switch", ("L", 2), 20),  # 1 -> 2 starts
         ("finish", 7),  # 2 finishes -> 1 gets 7
-        ("switch", 3, 30),  # 1 -> 3 starts (its parent 2 is dead)
+        ("switch", ("L", 3), 30),  # 1 -> 3 starts (its parent 2 is dead)
         ("finish", 8),  # 3 finishes: 2 dead -> 1 gets 8
         ("finish", 9),  # 1 finishes -> main gets 9
     ]
@@ -564,7 +577,7 @@ def test_finishing_child_skips_dead_parents_and_starts_unstarted_ones():
 
 def test_exception_into_unstarted_parent_kills_it_on_the_way():
     ops = [
-        ("switch", 2, 1),  # main -> 2 (parent 1, unstarted)
+        ("switch", ("L", 2), 1),  # main -> 2 (parent 1, unstarted)
         ("raise", 5),  # 2 raises: 1 starts and dies at once; main gets it
     ]
     model = run_case([0, 1], ops)
@@ -576,9 +589,10 @@ def test_exception_into_unstarted_parent_kills_it_on_the_way():
 
 
 def test_cross_thread_operations_fail_with_greenlet_error():
-    # pool: main, 1, then the five foreign greenlets at indexes 2..6
-    ops = [("switch", i, 0) for i in range(2, 7)] + [("throw", i, "err") for i in range(2, 7)]
-    ops += [("parent", 1, 3), ("switch", 1, 0), ("parent", 1, 2)]
+    # the other thread's main, two suspended, one unstarted, one dead greenlet
+    ops = [("switch", ("F", i), 0) for i in range(5)]
+    ops += [("throw", ("F", i), "err") for i in range(5)]
+    ops += [("parent", 1, ("F", 1)), ("switch", ("L", 1), 0), ("parent", 1, ("F", 0))]
     model = run_case([0], ops)
     kinds = [e[1] for e in model.log]
     assert kinds == ["gerror"] * 10 + ["gerror", "start", "err"]
