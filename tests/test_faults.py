@@ -488,3 +488,121 @@ assert ping_pong(100) == 100
 say((outcomes, memory_errors > 0))
 """, timeout=300)
     assert lines[-1] == "(['MemoryError', 'filled True'], True)" or lines[-1] == "(['OverflowError', 'filled True'], True)"
+
+
+def test_fork_from_inside_a_greenlet_with_others_suspended(run_python):
+    lines, err = run(run_python, r"""
+def susp(tag):
+    v = getcurrent().parent.switch(tag)
+    return ("resumed", tag, v)
+others = [Greenlet(susp) for _ in range(3)]
+for i, o in enumerate(others):
+    o.switch(i)
+
+def forker():
+    pid = os.fork()
+    if pid == 0:
+        try:
+            res = []
+            for o in others:
+                o.parent = getcurrent()
+                res.append(o.switch("child"))
+            os._exit(0 if res == [("resumed", i, "child") for i in range(3)] else 3)
+        except BaseException:
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+code = Greenlet(forker).switch()
+# The parent's greenlets are untouched by the child's switches.
+assert [o.switch("parent") for o in others] == [("resumed", i, "parent") for i in range(3)]
+say("child exit %d" % code)
+""")
+    assert lines[-1] == "child exit 0"
+
+
+def test_forced_switch_error_is_a_python_exception(run_python):
+    lines, err = run(run_python, r"""
+U = greenlet._greenlet.UnswitchableGreenlet
+u = U(lambda: getcurrent().parent.switch(5))
+u.force_switch_error = True
+try:
+    u.switch()
+    say("no error")
+except Exception as exc:
+    say(type(exc).__name__)
+u.force_switch_error = False
+say(u.switch())
+""")
+    assert lines == ["SystemError", "5"]
+
+
+def test_run_callable_whose_destructor_switches(run_python):
+    lines, err = run(run_python, r"""
+class Run:
+    def __call__(self):
+        return "ran"
+    def __del__(self):
+        # Released when the greenlet starts or ends: switch right there.
+        say(Greenlet(lambda: getcurrent().parent.switch("switched in del")).switch())
+
+for _ in range(3):
+    g = Greenlet(Run())
+    say(g.switch())
+    del g
+gc.collect()
+say("done")
+""")
+    assert lines.count("ran") == 3
+    assert lines.count("switched in del") == 3
+    assert lines[-1] == "done"
+
+
+def test_greenlet_released_from_another_thread_whose_owner_then_exits(run_python):
+    lines, err = run(run_python, r"""
+box = {}
+ready, go = threading.Event(), threading.Event()
+def owner():
+    def run():
+        getcurrent().parent.switch()
+    g = Greenlet(run)
+    g.switch()
+    box["g"] = g
+    del g
+    ready.set()
+    go.wait()
+    # exits without touching greenlet state again: the deferred kill is
+    # never run in this thread
+
+import weakref
+threads = []
+refs = []
+for _ in range(10):
+    ready.clear(); go.clear()
+    t = threading.Thread(target=owner); t.start(); ready.wait()
+    refs.append(weakref.ref(box["g"]))
+    box.clear()            # the last reference goes, in the wrong thread
+    go.set(); t.join()
+for _ in range(5):
+    getcurrent(); gc.collect(); time.sleep(0.01)
+say(sum(r() is None for r in refs))
+""")
+    assert lines[-1] == "10"
+
+
+def test_sys_exit_inside_a_greenlet_reaches_the_parent(run_python):
+    lines, err = run(run_python, r"""
+def leave():
+    sys.exit(7)
+try:
+    Greenlet(leave).switch()
+except SystemExit as exc:
+    say(exc.code)
+def nested():
+    Greenlet(leave, parent=getcurrent()).switch()
+try:
+    Greenlet(nested).switch()
+except SystemExit as exc:
+    say(exc.code)
+""")
+    assert lines == ["7", "7"]
