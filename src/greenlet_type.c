@@ -122,25 +122,78 @@ greenlet_abandon(GreenletImpl *g)
     Py_CLEAR(g->run);
 }
 
-/* PEP 442 finalizer: a suspended greenlet that nobody references any more
-   is killed like a generator is closed, by throwing GreenletExit into it. */
+/* "file:line in function" of the innermost spawn-site entry, or NULL. */
+static PyObject *
+spawn_location(GreenletImpl *g)
+{
+    PyObject *site = observe_spawn_site(g);
+    PyObject *r = NULL;
+    if (site != NULL && PyTuple_Check(site) && PyTuple_GET_SIZE(site) > 0) {
+        PyObject *first = PyTuple_GET_ITEM(site, 0);
+        r = PyUnicode_FromFormat("%S:%S in %S", PyTuple_GET_ITEM(first, 0),
+                                 PyTuple_GET_ITEM(first, 1), PyTuple_GET_ITEM(first, 2));
+    }
+    Py_XDECREF(site);
+    return r;
+}
+
+/* The ResourceWarning for a suspended greenlet found by the collector:
+   which greenlet, where it was suspended, where it was spawned. */
 static void
-green_finalize(PyObject *o)
+warn_collected(PyObject *o)
+{
+    GreenletImpl *g = GREENLET_IMPL(o);
+    PyObject *repr = PyObject_Repr(o);
+    PyObject *frame = repr ? pystate_top_frame(&g->py, &g->stack) : NULL;
+    PyObject *where = pystate_frame_location(frame);
+    Py_XDECREF(frame);
+    PyObject *spawned = spawn_location(g);
+    PyErr_Clear();
+    PyObject *msg = NULL;
+    if (repr != NULL) {
+        msg = PyUnicode_FromFormat(
+            "unreachable suspended greenlet %U collected: suspended at %V, %s%V; "
+            "GreenletExit was thrown into it",
+            repr, where, "an unknown place", spawned ? "spawned at " : "", spawned,
+            "spawn site not recorded (greenlet.set_spawn_tracking(1) records it)");
+    }
+    Py_XDECREF(repr);
+    Py_XDECREF(where);
+    Py_XDECREF(spawned);
+    if (msg == NULL || PyErr_ResourceWarning(o, 1, "%U", msg) < 0) {
+        PyErr_WriteUnraisable(o);
+    }
+    Py_XDECREF(msg);
+}
+
+/* Kill a suspended greenlet nobody references any more, like a generator
+   is closed: by throwing GreenletExit into it.  'collected' is true when
+   the cyclic collector found it (a ResourceWarning says so). */
+static void
+finalize_suspended(PyObject *o, int collected)
 {
     GreenletImpl *g = GREENLET_IMPL(o);
     if (g == NULL || g->is_main || !greenlet_is_started(g) || !greenlet_is_active(g)) {
         return;
     }
     ThreadRec *owner = greenlet_thread_of(g);
-    if (owner == NULL || pystate_is_finalizing()) {
+    if (owner == NULL || pystate_is_finalizing() || owner->current == (PyGreenlet *)o) {
         return;    /* nothing may run: the memory is released in dealloc */
     }
     PyObject *et, *ev, *etb;
     PyErr_Fetch(&et, &ev, &etb);
     ThreadRec *here = threads_tls;
-    if (here != owner) {
-        /* Only its own thread can run it: that thread will kill it the
-           next time it touches greenlets.  The list keeps it alive. */
+    if (collected) {
+        warn_collected(o);
+        if (threads_kill_after_collection(owner, (PyGreenlet *)o) < 0) {
+            PyErr_WriteUnraisable(o);
+        }
+    }
+    else if (here != owner || !greenlet_is_active(owner->current->pimpl)) {
+        /* Only its own thread can run it, and not while the running
+           greenlet is between the end of its run() and its last switch:
+           the thread kills it the next time it touches greenlets.  The
+           list keeps it alive meanwhile. */
         if (threads_defer_kill(owner, (PyGreenlet *)o) < 0) {
             PyErr_WriteUnraisable(o);
         }
@@ -149,6 +202,14 @@ green_finalize(PyObject *o)
         greenlet_kill(owner, g);
     }
     PyErr_Restore(et, ev, etb);
+}
+
+/* PEP 442 finalizer.  Called with a reference count of 1 on the way to
+   deallocation, higher when the collector found the greenlet in trash. */
+static void
+green_finalize(PyObject *o)
+{
+    finalize_suspended(o, Py_REFCNT(o) > 1);
 }
 
 /* Kill a suspended greenlet whose last reference is gone.  The object is
@@ -160,7 +221,7 @@ kill_from_dealloc(PyGreenlet *self)
     GreenletImpl *g = self->pimpl;
     Py_SET_REFCNT(self, 1);
     PyObject_GC_Track(self);
-    green_finalize((PyObject *)self);
+    finalize_suspended((PyObject *)self, 0);
     if (greenlet_is_active(g) && greenlet_thread_of(g) != NULL && Py_REFCNT(self) == 1
         && threads_tls == greenlet_thread_of(g)) {
         /* It caught GreenletExit and went on: it cannot be freed while its
@@ -232,6 +293,15 @@ green_traverse(PyGreenlet *self, visitproc visit, void *arg)
     if (r) {
         return r;
     }
+    if (!g->is_main && greenlet_is_active(g) && greenlet_is_started(g) && !is_running(g)
+        && greenlet_thread_of(g) != NULL) {
+        /* Suspended: what its frames hold is its own.  This is how the
+           collector finds a greenlet kept alive only by itself. */
+        r = pystate_traverse_frames(&g->py, &g->stack, visit, arg);
+        if (r) {
+            return r;
+        }
+    }
     if (g->is_main && g->thread != NULL) {
         Py_VISIT(g->thread->current);
         Py_VISIT(g->thread->tracer);
@@ -239,28 +309,25 @@ green_traverse(PyGreenlet *self, visitproc visit, void *arg)
     return 0;
 }
 
-/* A suspended greenlet is a root for the collector: its C stack holds
-   references nobody can see.  Once its thread is gone it is ordinary. */
-static int
-green_is_gc(PyGreenlet *self)
-{
-    GreenletImpl *g = self->pimpl;
-    if (g == NULL || g->is_main || !greenlet_is_started(g) || !greenlet_is_active(g)) {
-        return 1;
-    }
-    return greenlet_thread_exited(g);
-}
-
 static int
 green_clear(PyGreenlet *self)
 {
-    Py_CLEAR(self->dict);
     GreenletImpl *g = self->pimpl;
+    if (g != NULL && Py_TYPE(self)->tp_finalize != green_finalize) {
+        /* A subclass's __del__ took the place of our finalizer, so the
+           collector has not killed this greenlet yet: do it now. */
+        finalize_suspended((PyObject *)self, 1);
+    }
+    Py_CLEAR(self->dict);
     if (g == NULL) {
         return 0;
     }
-    Py_CLEAR(g->parent);
-    Py_CLEAR(g->run);
+    if (!greenlet_is_active(g) || greenlet_thread_exited(g)) {
+        /* A greenlet that may still run needs its parent to finish, and
+           its run() is being called with a borrowed reference. */
+        Py_CLEAR(g->parent);
+        Py_CLEAR(g->run);
+    }
     pystate_clear(&g->py);
     return 0;
 }
@@ -695,7 +762,6 @@ PyTypeObject PyGreenlet_Type = {
     .tp_alloc = PyType_GenericAlloc,
     .tp_new = (newfunc)green_new,
     .tp_free = PyObject_GC_Del,
-    .tp_is_gc = (inquiry)green_is_gc,
     .tp_finalize = green_finalize,
 };
 

@@ -564,6 +564,24 @@ pystate_top_frame(PyStateSaved *s, const StackState *stack)
 #endif
 }
 
+PyObject *
+pystate_frame_location(PyObject *frame)
+{
+    if (frame == NULL || !PyFrame_Check(frame)) {
+        return NULL;
+    }
+    PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
+    int line = PyFrame_GetLineNumber((PyFrameObject *)frame);
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *name = code->co_qualname;
+#else
+    PyObject *name = code->co_name;
+#endif
+    PyObject *r = PyUnicode_FromFormat("%U:%d in %U", code->co_filename, line, name);
+    Py_DECREF(code);
+    return r;
+}
+
 int
 pystate_capture_stack(PyThreadState *ts, int depth, PyObject **codes, int *offsets)
 {
@@ -621,6 +639,84 @@ pystate_traverse(PyStateSaved *s, visitproc visit, void *arg)
     Py_VISIT(s->exc_traceback);
 #endif
     return 0;
+}
+
+#if PY_VERSION_HEX >= 0x030B0000
+static int
+traverse_interpreter_frame(_PyInterpreterFrame *f, visitproc visit, void *arg)
+{
+    PyFrameObject *fo = f->frame_obj;
+    if (fo != NULL && Py_REFCNT(fo) > 1) {
+        /* Reachable through a frame object held elsewhere: whoever holds
+           it may keep the greenlet alive through these locals. */
+        return 0;
+    }
+#  if PY_VERSION_HEX >= 0x030D0000
+    PyObject *code = f->f_executable;
+#  else
+    PyObject *code = (PyObject *)f->f_code;
+#  endif
+#  if PY_VERSION_HEX >= 0x030C0000
+    PyObject *func = f->f_funcobj;
+#  else
+    PyObject *func = (PyObject *)f->f_func;
+#  endif
+    Py_VISIT(code);
+    Py_VISIT(func);
+    Py_VISIT(f->f_locals);
+    Py_VISIT(fo);
+    if (code != NULL && PyCode_Check(code)) {
+        /* Only the fast locals, cells and free variables: the part of the
+           value stack in use is not recorded while a frame executes. */
+        int n = ((PyCodeObject *)code)->co_nlocalsplus;
+        for (int i = 0; i < n; i++) {
+            Py_VISIT(f->localsplus[i]);
+        }
+    }
+    return 0;
+}
+#endif
+
+int
+pystate_traverse_frames(PyStateSaved *s, const StackState *stack, visitproc visit, void *arg)
+{
+#if PY_VERSION_HEX < 0x030B0000
+    /* Executing frames are not tracked by the collector: the C stack that
+       runs them owns one reference, and the next younger frame's f_back one
+       more.  Frames with any other owner (a generator, a traceback, someone
+       holding the frame object) are left alone. */
+    (void)stack;
+    Py_ssize_t expected = 1;
+    for (PyFrameObject *f = s->frame; f != NULL; f = f->f_back) {
+        if (f->f_gen == NULL && !PyObject_GC_IsTracked((PyObject *)f)
+            && Py_REFCNT(f) == expected) {
+            int r = Py_TYPE(f)->tp_traverse((PyObject *)f, visit, arg);
+            if (r) {
+                return r;
+            }
+        }
+        expected = 2;
+    }
+    return 0;
+#else
+    /* Frames owned by the thread live in this greenlet's data stack chunks;
+       entry frames (3.12+) sit on its C stack, possibly in the saved copy,
+       and own nothing.  Generator frames belong to their generator. */
+    long steps = 0;
+    _PyInterpreterFrame *f = s->frame;
+    while (f != NULL && steps++ < 10000000) {
+        _PyInterpreterFrame copy;
+        stack_read(stack, f, &copy, offsetof(_PyInterpreterFrame, localsplus));
+        if (copy.owner == FRAME_OWNED_BY_THREAD) {
+            int r = traverse_interpreter_frame(f, visit, arg);
+            if (r) {
+                return r;
+            }
+        }
+        f = copy.previous;
+    }
+    return 0;
+#endif
 }
 
 void

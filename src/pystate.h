@@ -91,6 +91,10 @@ void pystate_detach_thread(PyThreadState *ts, PyStateSaved *current_saved,
    its (possibly saved) C stack. */
 PyObject *pystate_top_frame(PyStateSaved *s, const StackState *stack);
 
+/* "file:line in function" for a frame object; NULL (no error set) for
+   anything else. */
+PyObject *pystate_frame_location(PyObject *frame);
+
 /* The current frame of the running greenlet ('ts' must be current). */
 PyObject *pystate_current_frame(PyThreadState *ts);
 
@@ -99,6 +103,14 @@ PyObject *pystate_current_frame(PyThreadState *ts);
 int pystate_capture_stack(PyThreadState *ts, int depth, PyObject **codes, int *offsets);
 
 int pystate_traverse(PyStateSaved *s, visitproc visit, void *arg);
+
+/* Visit what the frames of a suspended (non-main) greenlet own, so that the
+   cyclic collector can find a greenlet kept alive only by its own frames.
+   Only frames the greenlet owns alone are visited: generator frames and
+   frames whose frame object someone else holds are skipped, which keeps
+   those greenlets alive (never the other way round). */
+int pystate_traverse_frames(PyStateSaved *s, const StackState *stack,
+                            visitproc visit, void *arg);
 void pystate_clear(PyStateSaved *s);
 
 /* Context of the running greenlet. */

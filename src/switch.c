@@ -226,8 +226,12 @@ greenlet_bootstrap(ThreadRec *rec, GreenletImpl *self)
 
     PyObject *result = NULL;
     if (args != NULL && self->run != NULL) {
+        /* Borrowed: self->run stays set until greenlet_finish() (it cannot
+           be replaced once started, nor cleared while the greenlet can
+           run), and the collector sees it there.  A reference of our own
+           here would hide cycles through run from the collector, such as a
+           bound method of the greenlet itself. */
         PyObject *run = self->run;
-        Py_INCREF(run);
         if (kwargs != NULL && !PyDict_Check(kwargs)) {
             Py_CLEAR(kwargs);
         }
@@ -236,7 +240,6 @@ greenlet_bootstrap(ThreadRec *rec, GreenletImpl *self)
             Py_SETREF(args, PyTuple_New(0));
         }
         result = args ? PyObject_Call(run, args, kwargs) : NULL;
-        Py_DECREF(run);
     }
     else if (args != NULL) {
         PyErr_SetString(PyExc_AttributeError, "run");

@@ -149,6 +149,62 @@ threads_defer_kill(ThreadRec *owner, PyGreenlet *g)
     return PyList_Append(owner->deleteme, (PyObject *)g);
 }
 
+/* gc.callbacks, and our callback while it is in that list. */
+static PyObject *gc_callbacks;
+static PyObject *after_collection;
+
+static void
+forget_after_collection(void)
+{
+    /* From the end: ours was appended last, so nothing after it shifts. */
+    for (Py_ssize_t i = PyList_GET_SIZE(gc_callbacks) - 1; i >= 0; i--) {
+        if (PyList_GET_ITEM(gc_callbacks, i) == after_collection) {
+            if (PySequence_DelItem(gc_callbacks, i) < 0) {
+                PyErr_WriteUnraisable(after_collection);
+            }
+            return;
+        }
+    }
+}
+
+static PyObject *
+run_after_collection(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *phase = PyTuple_Check(args) && PyTuple_GET_SIZE(args) > 0
+                          ? PyTuple_GET_ITEM(args, 0) : NULL;
+    if (phase == NULL || !PyUnicode_Check(phase)
+        || PyUnicode_CompareWithASCIIString(phase, "stop") != 0) {
+        Py_RETURN_NONE;
+    }
+    forget_after_collection();
+    ThreadRec *rec = threads_tls;
+    /* Not while the running greenlet is between the end of its run() and
+       its last switch: the next switch of this thread does it then. */
+    if (rec != NULL && rec->alive && greenlet_is_active(rec->current->pimpl)) {
+        threads_poll(rec);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef after_collection_def = {
+    "_kill_collected_greenlets", run_after_collection, METH_VARARGS,
+    "Kills the suspended greenlets the collection just found unreachable.",
+};
+
+int
+threads_kill_after_collection(ThreadRec *owner, PyGreenlet *g)
+{
+    if (threads_defer_kill(owner, g) < 0) {
+        return -1;
+    }
+    int present = PySequence_Contains(gc_callbacks, after_collection);
+    if (present < 0) {
+        return -1;
+    }
+    return present ? 0 : PyList_Append(gc_callbacks, after_collection);
+}
+
 void
 threads_run_deferred_kills(ThreadRec *rec)
 {
@@ -180,5 +236,22 @@ int
 threads_setup(PyObject *module)
 {
     (void)module;
+    PyObject *gc = PyImport_ImportModule("gc");
+    if (gc == NULL) {
+        return -1;
+    }
+    gc_callbacks = PyObject_GetAttrString(gc, "callbacks");
+    Py_DECREF(gc);
+    if (gc_callbacks == NULL) {
+        return -1;
+    }
+    if (!PyList_Check(gc_callbacks)) {
+        PyErr_SetString(PyExc_TypeError, "gc.callbacks is not a list");
+        return -1;
+    }
+    after_collection = PyCFunction_New(&after_collection_def, NULL);
+    if (after_collection == NULL) {
+        return -1;
+    }
     return PyType_Ready(&ThreadHolder_Type);
 }

@@ -27,6 +27,12 @@ threads_current(void)
 int threads_defer_kill(ThreadRec *owner, PyGreenlet *g);
 void threads_run_deferred_kills(ThreadRec *rec);
 
+/* A greenlet the cyclic collector found unreachable: it must not run while
+   the collection is in progress (the collector's lists live on the C stack
+   that running it would swap out), so it is kept on its thread's list and
+   killed as soon as the collection is over. */
+int threads_kill_after_collection(ThreadRec *owner, PyGreenlet *g);
+
 static inline void
 threads_poll(ThreadRec *rec)
 {

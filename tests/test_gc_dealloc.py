@@ -346,36 +346,6 @@ def test_cycle_through_main_greenlet_frame_does_not_crash():
     assert getcurrent()  # still alive and current
 
 
-@pytest.mark.parametrize("kind", ["dict", "frame"])
-def test_suspended_greenlet_in_cycle_is_not_killed_by_gc(kind):
-    log = []
-
-    def run():
-        me = getcurrent()  # noqa: F841 - a cycle through the frame
-        try:
-            getcurrent().parent.switch()
-        finally:
-            log.append("finally")
-        return "finished normally"
-
-    g = greenlet(run)
-    g.switch()
-    if kind == "dict":
-        g.me = g
-    ref = weakref.ref(g)
-    del g
-    gc.collect()
-    # Suspended greenlets act as GC roots: nothing is thrown into them.
-    assert log == []
-    assert ref() is not None
-    assert ref().switch() == "finished normally"
-    assert log == ["finally"]
-    if kind == "dict":
-        del ref().me
-    gc.collect()
-    assert ref() is None
-
-
 def test_objects_referenced_from_suspended_frame_survive_gc():
     class Payload:
         def __init__(self):
