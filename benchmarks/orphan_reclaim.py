@@ -63,7 +63,9 @@ def measure(count, kb):
         make_orphans(count, kb * 1024, finished)
         traced_alive = tracemalloc.get_traced_memory()[0]
         rss_alive = rss_bytes()
-        suspended_before = sum(1 for g in greenlet.all_greenlets() if g.gr_state == "suspended")
+        suspended_before = sum(
+            1 for g in greenlet.all_greenlets() if g.gr_state == "suspended"
+        )
         t0 = time.perf_counter()
         gc.collect()
         collect_s = time.perf_counter() - t0
@@ -74,7 +76,9 @@ def measure(count, kb):
     rss_after = rss_bytes()
     trimmed = malloc_trim()
     rss_trimmed = rss_bytes()
-    suspended_after = sum(1 for g in greenlet.all_greenlets() if g.gr_state == "suspended")
+    suspended_after = sum(
+        1 for g in greenlet.all_greenlets() if g.gr_state == "suspended"
+    )
     grown = traced_alive - traced_before
     return {
         "count": count,
@@ -85,7 +89,9 @@ def measure(count, kb):
         "traced_before": traced_before,
         "traced_alive": traced_alive,
         "traced_after": traced_after,
-        "traced_left_pct_of_growth": 100.0 * (traced_after - traced_before) / grown if grown else 0.0,
+        "traced_left_pct_of_growth": 100.0 * (traced_after - traced_before) / grown
+        if grown
+        else 0.0,
         "rss_before": rss_before,
         "rss_alive": rss_alive,
         "rss_after": rss_after,
@@ -107,14 +113,29 @@ def main():
     mb = 1024 * 1024
     print("orphans: %d x %d KB" % (r["count"], r["kb"]))
     print("finally blocks run by one gc.collect(): %d" % r["finally_ran"])
-    print("suspended greenlets: %d before, %d after" % (r["suspended_before_collect"], r["suspended_after_collect"]))
-    print("tracemalloc: %.1f MB before, %.1f MB alive, %.1f MB after (%.2f%% of the growth left)"
-          % (r["traced_before"] / mb, r["traced_alive"] / mb, r["traced_after"] / mb,
-             r["traced_left_pct_of_growth"]))
+    print(
+        "suspended greenlets: %d before, %d after"
+        % (r["suspended_before_collect"], r["suspended_after_collect"])
+    )
+    print(
+        "tracemalloc: %.1f MB before, %.1f MB alive, %.1f MB after (%.2f%% of the growth left)"
+        % (
+            r["traced_before"] / mb,
+            r["traced_alive"] / mb,
+            r["traced_after"] / mb,
+            r["traced_left_pct_of_growth"],
+        )
+    )
     trimmed = r["rss_after_malloc_trim"]
-    print("RSS: %.1f MB before, %.1f MB alive, %.1f MB after, %s after malloc_trim(0)"
-          % (r["rss_before"] / mb, r["rss_alive"] / mb, r["rss_after"] / mb,
-             "%.1f MB" % (trimmed / mb) if trimmed is not None else "n/a"))
+    print(
+        "RSS: %.1f MB before, %.1f MB alive, %.1f MB after, %s after malloc_trim(0)"
+        % (
+            r["rss_before"] / mb,
+            r["rss_alive"] / mb,
+            r["rss_after"] / mb,
+            "%.1f MB" % (trimmed / mb) if trimmed is not None else "n/a",
+        )
+    )
     print("gc.collect() took %.3f s" % r["collect_seconds"])
 
 

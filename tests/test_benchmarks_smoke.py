@@ -137,3 +137,12 @@ def test_table_from_samples():
     assert by_name["deep_py500 / own flat"]["result"] == "n/a"  # a 3.12+ target
     text = compare.render(rows, "header")
     assert "switch_pingpong" in text and "MISSED" in text
+
+
+def test_target_inside_the_noise_is_marked():
+    # Per-round ratios 0.98 .. 1.02 around a limit of 1.0: decided by noise.
+    ours = [98.0, 99.0, 100.0, 101.0, 102.0]
+    samples = {"switch_deep_c500": {"upstream": [100.0] * 5, "ours": ours}}
+    rows = compare.build_rows(samples, {}, 12)
+    (row,) = [r for r in rows if r["benchmark"] == "switch_deep_c500"]
+    assert row["result"] == "met (noise)"
