@@ -1,4 +1,4 @@
-"""The ``greentrace`` command line: run, ps, tree, stacks, top, record, view.
+"""The ``greentrace`` command line: run, ps, tree, stacks, top, record, leaks, view.
 
 Only the subcommands live here; what they show comes from ``views`` and
 ``render``, files from ``documents`` and ``export``, the terminal from
@@ -174,6 +174,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     record.set_defaults(func=cmd_record)
 
+    leaks = commands.add_parser(
+        "leaks",
+        help="which greenlets grow in a running program",
+        description="Take two snapshots SECONDS apart; show the greenlet counts by "
+        "spawn site and state that grew, and the oldest suspended greenlets' stacks.",
+    )
+    leaks.add_argument("pid", type=_pid, metavar="PID")
+    leaks.add_argument(
+        "--interval",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between the snapshots (default %(default)s)",
+    )
+    leaks.add_argument(
+        "--oldest",
+        type=int,
+        default=3,
+        metavar="N",
+        help="stacks of the N oldest suspended greenlets (default %(default)s)",
+    )
+    leaks.add_argument("--json", action="store_true", help="print JSON")
+    leaks.set_defaults(func=cmd_leaks)
+
     view = commands.add_parser(
         "view", help="render a saved snapshot, recording or trace"
     )
@@ -295,6 +319,16 @@ def cmd_tree(args: argparse.Namespace) -> int:
 def cmd_stacks(args: argparse.Namespace) -> int:
     """``greentrace stacks PID``."""
     return _show_snapshot(args, stacks=True)
+
+
+def cmd_leaks(args: argparse.Namespace) -> int:
+    """``greentrace leaks PID --interval SECONDS``."""
+    from .growth import leaks_command
+
+    try:
+        return int(_call(leaks_command, args))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def cmd_top(args: argparse.Namespace) -> int:

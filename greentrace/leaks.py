@@ -10,9 +10,8 @@ doing the check (with its parents) are left out.
 Each leak comes with the stack where it is stuck, where it was spawned (spawn
 tracking is switched on while ``assert_no_greenlet_leaks`` is active) and the
 shortest chain of references that keeps it alive, from a module global or a
-local variable of a live frame (found with ``objgraph.find_backref_chain``;
-objgraph is optional).  Reports hold plain data only: once built, they keep
-no greenlet, frame or other live object alive.
+local variable of a live frame.  Reports hold plain data only: once built,
+they keep no greenlet, frame or other live object alive.
 """
 
 from __future__ import annotations
@@ -27,12 +26,15 @@ import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import greenlet
 
 from . import capture
 from .model import FrameInfo, GreenletInfo
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "Baseline",
@@ -51,7 +53,6 @@ MAX_CHAINS = 10
 """Leaks per report that get a reference chain (each search scans the heap)."""
 CHAIN_DEPTH = 12
 """Longest reference chain searched for."""
-NO_OBJGRAPH = "no reference chain: objgraph is not installed (pip install objgraph)"
 NO_CHAIN = (
     "no chain from a module global or a live frame: only reference cycles keep it "
     "alive (for example a reference to itself in its own frame)"
@@ -268,14 +269,14 @@ def _info(ref: Any, here: int, skip: frozenset[int]) -> GreenletInfo | None:
     if g is None:
         return None
     try:
-        raw = capture._read(g, capture.STACK_LIMIT, here, skip)  # noqa: SLF001
+        raw = capture._read(g, capture.STACK_LIMIT, here, skip)
     except Exception:  # noqa: BLE001 (died while read)
         return None
     finally:
         del g
     if raw is None:
         return None
-    stack = [capture._frame_info(f, True) for f in raw.pop("raw")]  # noqa: SLF001
+    stack = [capture._frame_info(f, True) for f in raw.pop("raw")]
     spawn = raw.pop("spawn")
     raw["is_current"] = False
     return GreenletInfo(
@@ -284,22 +285,26 @@ def _info(ref: Any, here: int, skip: frozenset[int]) -> GreenletInfo | None:
         location=stack[0] if stack else None,
         spawn_site=None
         if spawn is None
-        else [capture._frame_info(f, True) for f in spawn],  # noqa: SLF001
+        else [capture._frame_info(f, True) for f in spawn],
     )
 
 
 # --- reference chains ------------------------------------------------------------
+#
+# A breadth-first search from the greenlet back through its referrers until a
+# root: a module, or a value held by a local variable of a live frame.  The
+# referrers are ``gc.get_referrers`` plus the dicts and tuples the collector
+# does not track: a dict or tuple holding only suspended greenlets and atoms
+# is untracked (greenlet tells the collector a suspended greenlet is not one
+# of its objects), so ``gc.get_referrers`` never returns it -- a pool's
+# ``{request: worker}`` table, for example, and with it objgraph's
+# ``find_backref_chain``, would find no chain at all.
 
 
 def _add_chains(leaks: list[Leak], refs: list[Any], max_chains: int) -> None:
-    try:
-        import objgraph  # type: ignore[import-untyped]
-    except ImportError:
-        for leak in leaks:
-            leak.chain_note = NO_OBJGRAPH
-        return
     by_id = {leak.info.id: leak for leak in leaks}
     done = 0
+    untracked: _Untracked | None = None
     for ref in refs:
         g = ref()
         if g is None:
@@ -309,27 +314,22 @@ def _add_chains(leaks: list[Leak], refs: list[Any], max_chains: int) -> None:
             del g
             continue
         if done >= max_chains:
-            leak.chain_note = f"not searched (chains are searched for the first {max_chains} leaks)"
+            leak.chain_note = (
+                f"not searched (chains are searched for the first {max_chains} leaks)"
+            )
             del g
             continue
         done += 1
         try:
-            leak.chain, leak.chain_note = _chain(objgraph, g)
+            if untracked is None:
+                untracked = _Untracked(refs)
+            leak.chain, leak.chain_note = _chain(g, untracked, set(by_id))
         except Exception as exc:  # noqa: BLE001 (a report must not fail on a chain)
             leak.chain_note = f"search failed: {type(exc).__name__}: {exc}"
         finally:
             del g
-
-
-def _own_frames() -> set[int]:
-    """Frames of this module and objgraph on the current stack (not roots)."""
-    ids: set[int] = set()
-    frame: Any = sys._getframe(1)
-    while frame is not None:
-        if _is_own_code(frame):
-            ids.add(id(frame))
-        frame = frame.f_back
-    return ids
+    if untracked is not None:
+        untracked.clear()
 
 
 def _frames_of(g: Any) -> Iterator[Any]:
@@ -347,16 +347,17 @@ def _where(frame: Any) -> str:
 
 
 def _is_own_code(frame: Any) -> bool:
-    name = frame.f_code.co_filename
-    return name.startswith(_HERE) or os.path.basename(name) == "objgraph.py"
+    return bool(frame.f_code.co_filename.startswith(_HERE))
 
 
-def _live_roots(target: Any) -> dict[int, str]:
+def _live_roots(target: Any, leaked: set[int]) -> dict[int, str]:
     """``id(value) -> description`` of every local of every live frame.
 
-    Live frames: every thread's stack and every other started greenlet's
-    stack.  The frames of ``target`` itself and of the checker are no roots:
-    a greenlet referenced only from its own frames is an orphan in a cycle.
+    Live frames: every thread's stack and the stack of every started
+    greenlet that is not itself a leak.  The frames of ``target`` are no
+    roots (a greenlet referenced only from its own frames is an orphan in a
+    cycle), nor are those of the other leaks (they are what is explained)
+    and of greentrace.
     """
     own = {id(f) for f in _frames_of(target)}
     skip = capture.internal_threads()
@@ -370,10 +371,13 @@ def _live_roots(target: Any) -> dict[int, str]:
     everything = greenlet.all_greenlets()
     while everything:
         g = everything.pop()
-        if g is target:
-            continue
         with contextlib.suppress(Exception):
-            if g.gr_state in ("running", "suspended") and g.gr_thread_id not in skip:
+            if (
+                g is not target
+                and g.gr_id not in leaked
+                and g.gr_state in ("running", "suspended")
+                and g.gr_thread_id not in skip
+            ):
                 label = "main greenlet" if g.parent is None else f"greenlet #{g.gr_id}"
                 tops.append((greenlet.frame_of(g), f"{label} ({g.gr_state})"))
         del g
@@ -395,26 +399,116 @@ def _live_roots(target: Any) -> dict[int, str]:
     return roots
 
 
-def _chain(objgraph: Any, g: Any) -> tuple[list[str], str | None]:
+def _untracked_kind(obj: Any) -> bool:
+    return type(obj) in (dict, tuple) and not gc.is_tracked(obj)
+
+
+class _Untracked:
+    """Referrers ``gc.get_referrers`` misses, indexed by the id of what they hold.
+
+    Untracked dicts and tuples (holding greenlets or each other), and the
+    leaked greenlets themselves for the locals of their suspended frames
+    (the collector does not look into those).
+    """
+
+    def __init__(self, leaked: list[Any]) -> None:
+        self.parents: dict[int, list[Any]] = {}
+        for ref in leaked:
+            g = ref()
+            for frame in _frames_of(g) if g is not None else ():
+                with contextlib.suppress(Exception):
+                    for value in list(frame.f_locals.values()):
+                        self.parents.setdefault(id(value), []).append(g)
+            del g
+        seen: set[int] = set()
+        pending: list[Any] = []
+        everything = gc.get_objects()
+        for obj in everything:
+            for item in gc.get_referents(obj):
+                if _untracked_kind(item) and id(item) not in seen:
+                    seen.add(id(item))
+                    pending.append(item)
+        everything.clear()
+        del everything
+        while pending:
+            container = pending.pop()
+            for item in gc.get_referents(container):
+                if isinstance(item, greenlet.greenlet):
+                    self.parents.setdefault(id(item), []).append(container)
+                elif _untracked_kind(item):
+                    self.parents.setdefault(id(item), []).append(container)
+                    if id(item) not in seen:
+                        seen.add(id(item))
+                        pending.append(item)
+        self.own = {id(self.parents), *map(id, self.parents.values())}
+
+    def referrers(self, obj: Any) -> list[Any]:
+        """The untracked containers holding ``obj``."""
+        return list(self.parents.get(id(obj), ()))
+
+    def clear(self) -> None:
+        """Drop every container (the index must not keep anything alive)."""
+        self.parents.clear()
+
+
+def _search(
+    target: Any, is_root: Callable[[Any], bool], untracked: _Untracked
+) -> list[Any]:
+    """The shortest referrer path root -> ... -> target, or [] if there is none."""
+    parent: dict[int, Any] = {id(target): None}
+    depth: dict[int, int] = {id(target): 0}
+    queue: list[Any] = [target]
+    spent: list[list[Any]] = []  # emptied referrer lists, kept so no id is reused
+    mine = {id(parent), id(depth), id(queue), id(spent), id(sys._getframe())}
+    mine.update(untracked.own)
+    head = 0
+    try:
+        while head < len(queue):
+            obj = queue[head]
+            head += 1
+            if is_root(obj):
+                chain = [obj]
+                while parent[id(chain[-1])] is not None:
+                    chain.append(parent[id(chain[-1])])
+                return chain  # root first: each entry's parent is the one it refers to
+            level = depth[id(obj)]
+            if level >= CHAIN_DEPTH:
+                continue
+            found = gc.get_referrers(obj)
+            found.extend(untracked.referrers(obj))
+            mine.add(id(found))
+            for source in found:
+                if id(source) in mine or id(source) in parent:
+                    continue
+                if isinstance(source, types.FrameType) and _is_own_code(source):
+                    continue  # the checker's own frames (Python 3.10 tracks frames)
+                parent[id(source)] = obj
+                depth[id(source)] = level + 1
+                queue.append(source)
+            found.clear()
+            spent.append(found)
+        return []
+    finally:
+        queue.clear()
+        parent.clear()
+
+
+def _chain(
+    g: Any, untracked: _Untracked, leaked: set[int]
+) -> tuple[list[str], str | None]:
     """The shortest reference chain from a root to ``g``, described step by step."""
-    state = g.gr_state
-    if state == "running":
+    if g.gr_state == "running":
         names = {t.ident: t.name for t in threading.enumerate()}
         thread = names.get(g.gr_thread_id, g.gr_thread_id)
         return [f"it is running in thread {thread}: alive as long as it runs"], None
-    ignore = _own_frames()
-    ignore.add(id(sys._getframe()))
-    roots = _live_roots(g)
-    ignore.add(id(roots))
+    roots = _live_roots(g, leaked)
 
     def is_root(obj: Any) -> bool:
         return isinstance(obj, types.ModuleType) or id(obj) in roots
 
-    found = objgraph.find_backref_chain(
-        g, is_root, max_depth=CHAIN_DEPTH, extra_ignore=tuple(ignore)
-    )
+    found = _search(g, is_root, untracked)
     try:
-        if not is_root(found[0]):
+        if not found:
             return [], NO_CHAIN
         return _describe_chain(found, roots), None
     finally:
@@ -431,7 +525,11 @@ def _kind(obj: Any) -> str:
     if isinstance(obj, (types.FunctionType, type)):
         return f"{type(obj).__name__} {obj.__qualname__}"
     cls = type(obj)
-    text = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    text = (
+        cls.__qualname__
+        if cls.__module__ == "builtins"
+        else f"{cls.__module__}.{cls.__qualname__}"
+    )
     if isinstance(obj, (list, tuple, dict, set, frozenset)):
         text += f" of {len(obj)}"
     return text
@@ -455,7 +553,12 @@ def _edge(a: Any, b: Any) -> str:
         elif isinstance(a, types.CellType):
             return ".cell_contents"
         elif isinstance(a, types.FunctionType):
-            for attr in ("__globals__", "__defaults__", "__kwdefaults__", "__closure__"):
+            for attr in (
+                "__globals__",
+                "__defaults__",
+                "__kwdefaults__",
+                "__closure__",
+            ):
                 if getattr(a, attr) is b:
                     return f".{attr}"
         elif isinstance(a, types.MethodType):
@@ -468,6 +571,12 @@ def _edge(a: Any, b: Any) -> str:
             for attr in ("parent", "run", "gr_context"):
                 if getattr(a, attr, None) is b:
                     return f".{attr}"
+            for frame in _frames_of(a):
+                for name, value in frame.f_locals.items():
+                    if value is b:
+                        code = frame.f_code
+                        where = getattr(code, "co_qualname", None) or code.co_name
+                        return f"(its local {name!r} in {where})"
             return "(a reference from its suspended frames)"
         attrs = getattr(a, "__dict__", None)
         if attrs is b:
@@ -487,7 +596,9 @@ def _describe_chain(found: list[Any], roots: dict[int, str]) -> list[str]:
     """One line per reference: the root, then ``via -> what`` steps."""
     root = found[0]
     if isinstance(root, types.ModuleType):
-        lines = [f"module {root.__name__} ({getattr(root, '__file__', None) or 'built-in'})"]
+        lines = [
+            f"module {root.__name__} ({getattr(root, '__file__', None) or 'built-in'})"
+        ]
     else:
         lines = [f"{roots[id(root)]} -> {_kind(root)}"]
     index = 1
@@ -512,7 +623,7 @@ def _describe_chain(found: list[Any], roots: dict[int, str]) -> list[str]:
 # --- the context manager / decorator ---------------------------------------------
 
 
-class assert_no_greenlet_leaks:  # noqa: N801 (used like a function)
+class assert_no_greenlet_leaks:
     """Fail with ``GreenletLeakError`` if greenlets created inside are left alive.
 
     Use it as ``with assert_no_greenlet_leaks(): ...`` or as a decorator.
@@ -534,7 +645,7 @@ class assert_no_greenlet_leaks:  # noqa: N801 (used like a function)
         self.leaks: list[Leak] = []
         self._stack: list[tuple[Baseline, int]] = []
 
-    def __enter__(self) -> assert_no_greenlet_leaks:
+    def __enter__(self) -> Self:
         previous = greenlet.get_spawn_tracking()
         if previous == 0 and self.spawn_depth > 0:
             greenlet.set_spawn_tracking(self.spawn_depth)
@@ -546,7 +657,9 @@ class assert_no_greenlet_leaks:  # noqa: N801 (used like a function)
         try:
             if exc_type is not None:
                 return
-            self.leaks = find_leaks(base, chains=self.chains, max_chains=self.max_chains)
+            self.leaks = find_leaks(
+                base, chains=self.chains, max_chains=self.max_chains
+            )
         finally:
             greenlet.set_spawn_tracking(previous)
         if self.leaks:
