@@ -146,3 +146,27 @@ def test_target_inside_the_noise_is_marked():
     rows = compare.build_rows(samples, {}, 12)
     (row,) = [r for r in rows if r["benchmark"] == "switch_deep_c500"]
     assert row["result"] == "met (noise)"
+
+
+def test_orphan_reclaim_runs(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH_DIR / "orphan_reclaim.py"),
+            "--count",
+            "20",
+            "--kb",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_clean_env(),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["count"] == 20
+    assert result["traced_alive"] > result["traced_before"]
+    assert result["collect_seconds"] > 0
