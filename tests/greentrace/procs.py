@@ -21,6 +21,8 @@ EXAMPLES = ROOT / "examples"
 CRAWLER = EXAMPLES / "crawler.py"
 HANG = EXAMPLES / "hang.py"
 _T = TypeVar("_T")
+NOBODY = 65534
+"""uid and gid of the nobody user, whom the tests become to be somebody else."""
 
 
 def clean_env(runtime: Path) -> dict[str, str]:
@@ -38,7 +40,8 @@ def clean_env(runtime: Path) -> dict[str, str]:
     return env
 
 
-def _default_sigint() -> None:
+def default_sigint() -> None:
+    """In a child before exec: Ctrl-C (SIGINT) does what it does by default."""
     # A shell may start us with SIGINT ignored; the programs must get Ctrl-C.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
@@ -56,7 +59,7 @@ def greentrace(
         text=True,
         timeout=timeout,
         check=False,
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,
     )
 
 
@@ -119,7 +122,7 @@ class Program:
             stdout=subprocess.PIPE,
             stderr=self._stderr if self._stderr is not None else subprocess.PIPE,
             text=True,
-            preexec_fn=_default_sigint,  # noqa: PLW1509 (async-signal-safe: one signal() call)
+            preexec_fn=default_sigint,  # noqa: PLW1509 (async-signal-safe: one signal() call)
         )
         self.pid = self.proc.pid
         self.socket = runtime / "greentrace" / f"{self.pid}.sock"
@@ -170,3 +173,34 @@ class Program:
         if self._stderr is not None:
             self._stderr.close()
         return self.output
+
+
+def python_for_nobody() -> str:
+    """An interpreter the nobody user may execute (sys.executable may live under /root)."""
+    for candidate in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+        if not os.path.exists(candidate):
+            continue
+        try:
+            probe = subprocess.run(
+                [candidate, "-c", "pass"],
+                preexec_fn=drop_to_nobody,
+                capture_output=True,
+                timeout=30,
+                cwd="/",
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if probe.returncode == 0:
+            return candidate
+    raise AssertionError("no Python interpreter executable by nobody")
+
+
+def drop_to_nobody() -> None:
+    """In a child before exec: become the nobody user (the parent must be root)."""
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+_default_sigint = default_sigint  # the name it had before

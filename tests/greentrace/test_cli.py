@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from procs import CRAWLER, HANG, Program, clean_env, greentrace, poll
+from procs import CRAWLER, HANG, Program, clean_env, default_sigint, greentrace, poll
 from trace_format import assert_valid
 
 from greentrace.model import GreenletInfo, Recording, Snapshot
@@ -580,3 +580,87 @@ def test_top_in_a_terminal_quits_on_q(runtime: Path) -> None:
     assert status == 0, seen[-2000:]
     assert b"q or Ctrl-C quits" in seen
     assert b"rates over" in seen
+
+
+def test_top_ends_on_ctrl_c_without_a_traceback(runtime: Path) -> None:
+    with Program(runtime, CRAWLER, "--rounds", "0") as program:
+        top = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "greentrace",
+                "top",
+                str(program.pid),
+                "--interval",
+                "0.2",
+            ],
+            cwd=str(runtime),
+            env=clean_env(runtime),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=default_sigint,  # noqa: PLW1509 (one signal() call)
+        )
+        try:
+            assert top.stdout is not None
+            first = top.stdout.readline()  # the title of the first table
+            assert first.startswith(f"greenlets of pid {program.pid}"), first
+            while "crawler" not in top.stdout.readline():
+                pass  # a row of the table: top is showing the program
+            top.send_signal(signal.SIGINT)
+            out, err = top.communicate(timeout=30)
+        finally:
+            if top.poll() is None:
+                top.kill()
+                top.wait()
+    assert top.returncode == 130
+    assert err == ""  # not a traceback, not a word
+    del out
+
+
+def test_a_socket_served_by_another_user_is_refused(runtime: Path) -> None:
+    """The socket file is ours, the program behind it is not: SO_PEERCRED tells."""
+    from procs import drop_to_nobody, python_for_nobody
+
+    if os.getuid() != 0:
+        pytest.fail("the tests run as root, to become another user")
+    elsewhere = Path(tempfile.mkdtemp(prefix="gt-nobody-", dir="/tmp"))
+    os.chmod(elsewhere, 0o777)
+    listener = subprocess.Popen(
+        [
+            python_for_nobody(),
+            "-c",
+            (
+                "import socket, sys\n"
+                "s = socket.socket(socket.AF_UNIX)\n"
+                "s.bind(sys.argv[1]); s.listen(4)\n"
+                "print('listening', flush=True)\n"
+                "kept = []\n"
+                "while True:\n"
+                "    kept.append(s.accept()[0])  # says nothing, never fails\n"
+            ),
+            str(elsewhere / "s.sock"),
+        ],
+        preexec_fn=drop_to_nobody,  # noqa: PLW1509 (async-signal-safe calls only)
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
+    try:
+        assert listener.stdout is not None
+        assert listener.stdout.readline().strip() == "listening"
+        directory = runtime / "greentrace"
+        directory.mkdir(mode=0o700)
+        ours = directory / f"{listener.pid}.sock"
+        os.rename(elsewhere / "s.sock", ours)  # the bound socket moves with its inode
+        os.chown(ours, os.getuid(), os.getgid())
+        one_line_error(
+            greentrace(runtime, "tree", str(listener.pid)),
+            f"{ours} is served by another user: refusing it",
+        )
+        one_line_error(greentrace(runtime, "stacks", str(listener.pid)), "another user")
+    finally:
+        listener.kill()
+        listener.wait()
+        shutil.rmtree(elsewhere, ignore_errors=True)

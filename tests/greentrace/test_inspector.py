@@ -16,14 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from procs import request
+from procs import NOBODY, drop_to_nobody, python_for_nobody, request
 
 greenlet = pytest.importorskip("greenlet")
 from greentrace import inspector
 from greentrace import server as server_module
 from greentrace.model import Recording, Snapshot
-
-NOBODY = 65534
 
 
 @pytest.fixture
@@ -275,38 +273,11 @@ def test_forked_child_leaves_the_parents_socket_alone(runtime: Path) -> None:
         inspector.stop_serving()
 
 
-def _python_for_nobody() -> str:
-    """An interpreter the nobody user may execute (sys.executable may live under /root)."""
-    for candidate in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
-        if not os.path.exists(candidate):
-            continue
-        try:
-            probe = subprocess.run(
-                [candidate, "-c", "pass"],
-                preexec_fn=_drop_to_nobody,
-                capture_output=True,
-                timeout=30,
-                cwd="/",
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if probe.returncode == 0:
-            return candidate
-    pytest.skip("no Python interpreter executable by nobody")
-
-
-def _drop_to_nobody() -> None:
-    os.setgroups([])
-    os.setgid(NOBODY)
-    os.setuid(NOBODY)
-
-
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to become another user")
 def test_another_users_connection_is_refused(
     server: inspector.Server, runtime: Path
 ) -> None:
-    python = _python_for_nobody()
+    python = python_for_nobody()
     # Open the file permissions so the refusal can only come from the peer uid check.
     os.chmod(runtime, 0o755)
     os.chmod(server.path.parent, 0o755)
@@ -330,7 +301,7 @@ def test_another_users_connection_is_refused(
     )
     proc = subprocess.run(
         [python, "-c", code, str(server.path)],
-        preexec_fn=_drop_to_nobody,
+        preexec_fn=drop_to_nobody,
         capture_output=True,
         text=True,
         timeout=30,
@@ -345,3 +316,31 @@ def test_another_users_connection_is_refused(
     # The owner is still served.
     (ping,) = ask(server, b'{"v":1,"op":"ping"}\n')
     assert ping["ok"]
+
+
+def test_an_idle_server_waits_in_accept_and_nothing_else(
+    server: inspector.Server,
+) -> None:
+    """Serving costs nothing while nobody asks: one thread, blocked in accept()."""
+    thread = server._thread
+    assert thread is not None and thread.ident is not None and thread.daemon
+    for _ in range(3):
+        frame = sys._current_frames()[thread.ident]
+        assert frame.f_code.co_name == "accept", frame.f_code
+        assert frame.f_back is not None
+        assert frame.f_back.f_code.co_name == "_accept_loop"
+        del frame
+        threading.Event().wait(0.1)
+
+    # A request is answered by a thread of its own, which ends with the connection.
+    def clients() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "greentrace-client"}
+
+    before = clients()  # other tests' leftovers, if any
+    (ping,) = ask(server, b'{"v":1,"op":"ping"}\n')
+    assert ping["ok"]
+    for _ in range(200):
+        if clients() <= before:
+            break
+        threading.Event().wait(0.05)
+    assert clients() <= before
