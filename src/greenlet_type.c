@@ -4,6 +4,7 @@
  * test-only subclass UnswitchableGreenlet.
  */
 #include "greenlet_internal.h"
+#include "faults.h"
 #include <stddef.h>
 #include "threads.h"
 #include "observe.h"
@@ -25,7 +26,8 @@ is_running(GreenletImpl *g)
 static GreenletImpl *
 new_impl(PyGreenlet *self)
 {
-    GreenletImpl *g = (GreenletImpl *)PyMem_Calloc(1, sizeof(GreenletImpl));
+    GreenletImpl *g =
+        (GreenletImpl *)FAULT_ALLOC(FAULT_GREENLET_ALLOC, PyMem_Calloc(1, sizeof(GreenletImpl)));
     if (g == NULL) {
         PyErr_NoMemory();
         return NULL;
@@ -108,9 +110,17 @@ green_init(PyGreenlet *self, PyObject *args, PyObject *kwargs)
 /* ------------------------------------------------------------------ */
 /* Lifecycle                                                            */
 
-static void
+/* Drop what a greenlet that will never run again owns.  Returns 1 if its
+   implementation struct must outlive the object: a suspended greenlet of a
+   live thread (freed without being killed: at interpreter shutdown, or when
+   deferring its kill ran out of memory) may still be named as the owner of
+   the stack just above some other greenlet's slice, and the next switch of
+   that thread walks those links. */
+static int
 greenlet_abandon(GreenletImpl *g)
 {
+    int keep_stack = !g->is_main && greenlet_is_started(g) && greenlet_is_active(g)
+                     && greenlet_thread_of(g) != NULL;
     if (g->is_main) {
         /* Its interpreter data stack belongs to the interpreter. */
         pystate_clear(&g->py);
@@ -118,8 +128,11 @@ greenlet_abandon(GreenletImpl *g)
     else {
         pystate_abandon(&g->py, &g->stack);
     }
-    stack_release(&g->stack);
+    if (!keep_stack) {
+        stack_release(&g->stack);
+    }
     Py_CLEAR(g->run);
+    return keep_stack;
 }
 
 /* "file:line in function" of the innermost spawn-site entry, or NULL. */
@@ -264,7 +277,7 @@ green_dealloc(PyGreenlet *self)
     }
     Py_CLEAR(self->dict);
     if (g != NULL) {
-        greenlet_abandon(g);
+        int keep_stack = greenlet_abandon(g);
         Py_CLEAR(g->parent);
         Py_CLEAR(g->main);
         Py_CLEAR(g->name);
@@ -273,7 +286,12 @@ green_dealloc(PyGreenlet *self)
             threads_main_greenlet_gone();
         }
         self->pimpl = NULL;
-        PyMem_Free(g);
+        if (keep_stack) {
+            g->self = NULL;   /* a few hundred bytes leaked on purpose */
+        }
+        else {
+            PyMem_Free(g);
+        }
     }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }

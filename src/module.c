@@ -5,6 +5,7 @@
 #include <time.h>
 #include "threads.h"
 #include "observe.h"
+#include "faults.h"
 
 PyObject *PyExc_GreenletError;
 PyObject *PyExc_GreenletExit;
@@ -357,7 +358,7 @@ PyInit__greenlet(void)
         return NULL;
     }
     if (greenlet_switch_setup() < 0 || threads_setup(m) < 0 || greenlet_setup_types(m) < 0
-        || observe_setup(m) < 0) {
+        || observe_setup(m) < 0 || faults_setup(m) < 0) {
         goto fail;
     }
     PyExc_GreenletError = PyErr_NewException("greenlet.error", NULL, NULL);

@@ -3,6 +3,7 @@
  * logs.  All state here is protected by the GIL.
  */
 #include "observe.h"
+#include "faults.h"
 #include "threads.h"
 #include <string.h>
 #include <time.h>
@@ -203,8 +204,9 @@ int
 observe_capture_spawn(GreenletImpl *g)
 {
     int depth = observe_spawn_depth;
-    SpawnSite *site = (SpawnSite *)PyMem_Malloc(
-        sizeof(SpawnSite) + (size_t)depth * (sizeof(PyObject *) + sizeof(int)));
+    SpawnSite *site = (SpawnSite *)FAULT_ALLOC(
+        FAULT_SPAWN_SITE,
+        PyMem_Malloc(sizeof(SpawnSite) + (size_t)depth * (sizeof(PyObject *) + sizeof(int))));
     if (site == NULL) {
         PyErr_NoMemory();
         return -1;

@@ -13,6 +13,7 @@
  *            data stack; frames on the C stack are hidden on demand
  */
 #include "pystate.h"
+#include "faults.h"
 
 #if PY_VERSION_HEX < 0x030B0000
 #  include <frameobject.h>
@@ -220,8 +221,9 @@ expose_frames(PyStateSaved *s, const StackState *stack)
     if (s->exposure != NULL) {
         return 0;
     }
-    PyStateExposure *t = (PyStateExposure *)PyMem_RawMalloc(
-        sizeof(PyStateExposure) + 7 * sizeof(t->links[0]));
+    PyStateExposure *t = (PyStateExposure *)FAULT_ALLOC(
+        FAULT_FRAME_EXPOSURE,
+        PyMem_RawMalloc(sizeof(PyStateExposure) + 7 * sizeof(t->links[0])));
     if (t == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -360,7 +362,8 @@ pystate_prepare(PyStateSaved *s)
 {
 #if PY_VERSION_HEX >= 0x030B0000
     if (s->root_chunk == NULL) {
-        _PyStackChunk *chunk = (_PyStackChunk *)PyMem_RawMalloc(ROOT_CHUNK_BYTES);
+        _PyStackChunk *chunk =
+            (_PyStackChunk *)FAULT_ALLOC(FAULT_ROOT_CHUNK, PyMem_RawMalloc(ROOT_CHUNK_BYTES));
         if (chunk == NULL) {
             PyErr_NoMemory();
             return -1;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "stack.h"
+#include "faults.h"
 
 static _Thread_local StackState *switch_origin;
 static _Thread_local StackState *switch_target;
@@ -44,7 +45,7 @@ save_up_to(StackState *s, const char *stop)
         if (cap < need) {
             cap = need;
         }
-        char *c = (char *)PyMem_RawRealloc(s->copy, cap);
+        char *c = (char *)FAULT_ALLOC(FAULT_STACK_SAVE, PyMem_RawRealloc(s->copy, cap));
         if (c == NULL) {
             return -1;
         }

@@ -14,6 +14,7 @@
  * functions around it are never inlined.
  */
 #include "greenlet_internal.h"
+#include "faults.h"
 #include "threads.h"
 #include "observe.h"
 
@@ -87,7 +88,10 @@ pack_result(PyObject *args, PyObject *kwargs)
         Py_DECREF(args);
         return kwargs;
     }
-    PyObject *both = PyTuple_Pack(2, args, kwargs);
+    PyObject *both = FAULT_ALLOC(FAULT_SWITCH_RESULT, PyTuple_Pack(2, args, kwargs));
+    if (both == NULL && !PyErr_Occurred()) {
+        PyErr_NoMemory();
+    }
     Py_DECREF(args);
     Py_DECREF(kwargs);
     return both;
@@ -105,7 +109,11 @@ call_tracer(ThreadRec *rec, PyGreenlet *origin, PyGreenlet *target, int throwing
     PyErr_Fetch(&et, &ev, &etb);
     Py_INCREF(tracer);
     pystate_enter_tracing(rec->tstate);
-    PyObject *pair = PyTuple_Pack(2, (PyObject *)origin, (PyObject *)target);
+    PyObject *pair = FAULT_ALLOC(FAULT_TRACER_ARGS,
+                                 PyTuple_Pack(2, (PyObject *)origin, (PyObject *)target));
+    if (pair == NULL && !PyErr_Occurred()) {
+        PyErr_NoMemory();
+    }
     PyObject *r = NULL;
     if (pair != NULL) {
         r = PyObject_CallFunctionObjArgs(tracer, throwing ? str_throw : str_switch, pair, NULL);
@@ -265,7 +273,10 @@ greenlet_finish(ThreadRec *rec, GreenletImpl *self, PyObject *result)
         args = greenlet_exit_as_value();
     }
     else if (result != NULL) {
-        args = PyTuple_Pack(1, result);
+        args = FAULT_ALLOC(FAULT_FINISH_RESULT, PyTuple_Pack(1, result));
+        if (args == NULL && !PyErr_Occurred()) {
+            PyErr_NoMemory();
+        }
         Py_DECREF(result);
     }
     Py_CLEAR(self->run);

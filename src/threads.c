@@ -9,6 +9,7 @@
  * no OS-level thread destructor ever touches Python objects.
  */
 #include "threads.h"
+#include "faults.h"
 #include "observe.h"
 
 _Thread_local ThreadRec *threads_tls;
@@ -57,7 +58,8 @@ threads_attach(void)
         }
         return NULL;
     }
-    ThreadRec *rec = (ThreadRec *)PyMem_RawCalloc(1, sizeof(ThreadRec));
+    ThreadRec *rec =
+        (ThreadRec *)FAULT_ALLOC(FAULT_THREAD_RECORD, PyMem_RawCalloc(1, sizeof(ThreadRec)));
     if (rec == NULL) {
         PyErr_NoMemory();
         return NULL;
@@ -141,8 +143,11 @@ int
 threads_defer_kill(ThreadRec *owner, PyGreenlet *g)
 {
     if (owner->deleteme == NULL) {
-        owner->deleteme = PyList_New(0);
+        owner->deleteme = FAULT_ALLOC(FAULT_DEFERRED_KILL, PyList_New(0));
         if (owner->deleteme == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_NoMemory();
+            }
             return -1;
         }
     }
