@@ -220,6 +220,8 @@ class Server:
             request = json.loads(line)
         except (ValueError, UnicodeDecodeError):
             return answer(None, error="malformed request: not JSON")
+        except RecursionError:
+            return answer(None, error="malformed request: nested too deeply")
         if not isinstance(request, dict):
             return answer(None, error="malformed request: not a JSON object")
         op = request.get("op")

@@ -344,3 +344,11 @@ def test_an_idle_server_waits_in_accept_and_nothing_else(
             break
         threading.Event().wait(0.05)
     assert clients() <= before
+
+
+def test_deeply_nested_request_is_an_error_answer(server: inspector.Server) -> None:
+    """json.loads gives up with RecursionError: the client is told, and served on."""
+    nested = b"[" * 60000 + b"\n"
+    answers = ask(server, nested + b'{"v":1,"op":"ping"}\n')
+    assert [a["ok"] for a in answers] == [False, True]
+    assert answers[0]["error"] == "malformed request: nested too deeply"
