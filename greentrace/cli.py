@@ -335,8 +335,7 @@ def cmd_top(args: argparse.Namespace) -> int:
     """``greentrace top PID``."""
     from rich.live import Live
 
-    from .render import top_table
-    from .views import top_view
+    from .views import fitted_top_table, top_view
 
     if args.iterations is not None and args.iterations <= 0:
         raise CliError("top: --iterations must be positive")
@@ -355,7 +354,7 @@ def cmd_top(args: argparse.Namespace) -> int:
                 snap = _call(client.snapshot)
                 if live is None:
                     console.print(
-                        top_table(snap, previous, sort=args.sort, limit=args.rows)
+                        fitted_top_table(snap, previous, sort=args.sort, rows=args.rows)
                     )
                 else:
                     live.update(

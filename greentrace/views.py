@@ -78,17 +78,24 @@ class Fitted:
         yield self.wide if options.max_width >= self.min_width else self.narrow
 
 
+def fitted_top_table(
+    snapshot: Snapshot, previous: Snapshot | None, sort: str = "run", rows: int = 25
+) -> Fitted:
+    """The top table, compact where fewer than ``WIDE`` columns are left."""
+    wide, narrow = (
+        top_table(snapshot, previous, sort=sort, limit=rows, compact=compact)
+        for compact in (False, True)
+    )
+    return Fitted(wide, narrow, WIDE)
+
+
 def top_view(
     snapshot: Snapshot, previous: Snapshot | None, sort: str = "run", rows: int = 25
 ) -> Group:
     """One frame of ``greentrace top``: the table (compact below 100 columns) and how to quit."""
     order = "run time" if sort == "run" else "switch rate"
     footer = Text(f"q or Ctrl-C quits · sorted by {order}", style="dim")
-    tables = [
-        top_table(snapshot, previous, sort=sort, limit=rows, compact=compact)
-        for compact in (False, True)
-    ]
-    return Group(Fitted(tables[0], tables[1], WIDE), footer)
+    return Group(fitted_top_table(snapshot, previous, sort, rows), footer)
 
 
 def trim(snapshot: Snapshot, limit: int) -> tuple[Snapshot, int]:

@@ -262,3 +262,11 @@ def test_run_live_in_a_terminal_refreshes_top_and_tree(runtime: Path) -> None:
     assert "switches" in live and "busy" in live
     assert "blocker #5" in live and "waiter-1 #2" in live
     assert "greenlets at exit" in text
+
+
+def test_top_once_table_fits_the_terminal(snapshot: Snapshot) -> None:
+    table = views.fitted_top_table(snapshot, None, rows=3)
+    narrow, wide = frame_of(table, 80), frame_of(table, 100)
+    assert max(map(len, narrow)) <= 80 and not any("┃" in ln for ln in narrow)
+    assert any("┃ id ┃" in ln for ln in wide)
+    assert sum(ln.lstrip()[:2].strip().isdigit() for ln in narrow) == 3
