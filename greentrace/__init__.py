@@ -102,7 +102,9 @@ def watch_blocking(threshold: float, **options: Any) -> Watchdog:
     """Report greenlets that hold their thread longer than ``threshold`` seconds.
 
     Reports go to stderr unless ``report=callable(kind, BlockReport)`` is
-    given; returns the running ``Watchdog`` (``.stop()`` ends it).
+    given; ``threads=`` limits it to some threads (idents, a predicate, or
+    ``"new"``: those started after it).  Returns the running ``Watchdog``
+    (``.stop()`` ends it).
     """
     from .blocking import watch_blocking as _watch
 
