@@ -399,6 +399,29 @@ def _live_roots(target: Any, leaked: set[int]) -> dict[int, str]:
     return roots
 
 
+def _frame_locals() -> list[Any]:
+    """The values of the locals of every live frame (all threads, all greenlets)."""
+    values: list[Any] = []
+    seen: set[int] = set()
+    tops = list(sys._current_frames().values())
+    everything = greenlet.all_greenlets()
+    while everything:
+        g = everything.pop()
+        with contextlib.suppress(Exception):
+            if g.gr_state in ("running", "suspended"):
+                tops.append(greenlet.frame_of(g))
+        del g
+    for frame in tops:
+        while frame is not None and id(frame) not in seen:
+            seen.add(id(frame))
+            if not _is_own_code(frame):
+                with contextlib.suppress(Exception):
+                    values.extend(frame.f_locals.values())
+            frame = frame.f_back
+    tops.clear()
+    return values
+
+
 def _untracked_kind(obj: Any) -> bool:
     return type(obj) in (dict, tuple) and not gc.is_tracked(obj)
 
@@ -423,6 +446,7 @@ class _Untracked:
         seen: set[int] = set()
         pending: list[Any] = []
         everything = gc.get_objects()
+        everything.append(_frame_locals())  # live frames hold untracked ones too
         for obj in everything:
             for item in gc.get_referents(obj):
                 if _untracked_kind(item) and id(item) not in seen:
