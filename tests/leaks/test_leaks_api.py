@@ -6,10 +6,10 @@ import gc
 import threading
 import weakref
 
-import greenlet
 import pytest
-from greenlet import getcurrent
 
+import greenlet
+from greenlet import getcurrent
 from greentrace import leaks
 from greentrace.leaks import (
     NO_CHAIN,
@@ -269,10 +269,12 @@ def test_context_manager_raises_with_the_report_and_restores_tracking() -> None:
     previous = greenlet.get_spawn_tracking()
     greenlet.set_spawn_tracking(0)
     try:
-        with pytest.raises(GreenletLeakError) as caught:
-            with assert_no_greenlet_leaks() as check:
-                assert greenlet.get_spawn_tracking() == leaks.SPAWN_DEPTH
-                HELD.append(start(name="cm-leak"))
+        with (
+            pytest.raises(GreenletLeakError) as caught,
+            assert_no_greenlet_leaks() as check,
+        ):
+            assert greenlet.get_spawn_tracking() == leaks.SPAWN_DEPTH
+            HELD.append(start(name="cm-leak"))
         assert greenlet.get_spawn_tracking() == 0
     finally:
         greenlet.set_spawn_tracking(previous)
@@ -302,10 +304,9 @@ def test_context_manager_passes_when_clean_and_lets_exceptions_through() -> None
     with assert_no_greenlet_leaks():
         g = start()
         g.throw()
-    with pytest.raises(KeyError):
-        with assert_no_greenlet_leaks():
-            HELD.append(start())
-            raise KeyError("the block's own error")
+    with pytest.raises(KeyError), assert_no_greenlet_leaks():
+        HELD.append(start())
+        raise KeyError("the block's own error")
 
 
 def test_decorator_checks_every_call() -> None:
@@ -333,9 +334,8 @@ def test_the_report_keeps_no_greenlet_alive() -> None:
         finally:
             cleaned.append(True)
 
-    with pytest.raises(GreenletLeakError) as caught:
-        with assert_no_greenlet_leaks():
-            HELD.append(start(worker))
+    with pytest.raises(GreenletLeakError) as caught, assert_no_greenlet_leaks():
+        HELD.append(start(worker))
     ref = weakref.ref(HELD[0])
     HELD.clear()  # the only reference the program had
     gc.collect()

@@ -91,7 +91,9 @@ def test_fail_mode_flags_exactly_the_leaking_test(pytester: pytest.Pytester) -> 
     out = result.stdout.str()
     errors = re.findall(r"ERROR at teardown of (\w+)", out)
     assert errors == ["test_leaky"]
-    assert re.findall(r"^ERROR (\S+)", out, re.M) == ["test_suite.py::test_leaky"]
+    assert re.findall(r"^ERROR (\S+)", out, re.MULTILINE) == [
+        "test_suite.py::test_leaky"
+    ]
     report = out.split("ERROR at teardown of test_leaky")[1]
     assert "1 greenlet leaked" in report
     assert re.search(
@@ -282,7 +284,7 @@ def test_check_fails(greenlet_leaks):
     result = run(pytester)  # no option: the fixture works on its own
     result.assert_outcomes(passed=2, failed=1)
     out = result.stdout.str()
-    assert re.findall(r"^FAILED (\S+)", out, re.M) == [
+    assert re.findall(r"^FAILED (\S+)", out, re.MULTILINE) == [
         "test_fixture.py::test_check_fails"
     ]
     assert "GreenletLeakError: 1 greenlet leaked" in out
