@@ -93,54 +93,45 @@ def test_orphan_through_closure_cell():
     assert ref() is None
 
 
-def test_orphan_suspended_below_nested_python_frames():
+def _assert_collected_when_suspended_in(suspend):
+    """An orphan whose run() calls suspend(), which switches away somewhere
+    deeper, is found and finalized."""
     log = []
 
+    def run():
+        me = getcurrent()  # noqa: F841
+        try:
+            suspend()
+        finally:
+            log.append("finally")
+
+    g = greenlet.greenlet(run)
+    g.switch()
+    ref = weakref.ref(g)
+    del g
+    _collect_quietly()
+    assert log == ["finally"]
+    assert ref() is None
+
+
+def test_orphan_suspended_below_nested_python_frames():
     def inner(depth):
         if depth == 0:
             getcurrent().parent.switch()
         else:
             inner(depth - 1)
 
-    def run():
-        me = getcurrent()  # noqa: F841
-        try:
-            inner(50)
-        finally:
-            log.append("finally")
-
-    g = greenlet.greenlet(run)
-    g.switch()
-    ref = weakref.ref(g)
-    del g
-    _collect_quietly()
-    assert log == ["finally"]
-    assert ref() is None
+    _assert_collected_when_suspended_in(lambda: inner(50))
 
 
 def test_orphan_suspended_inside_a_call_from_c():
     # sorted() calls the key function from C: on 3.12+ the interpreter puts
     # an entry frame on the C stack between the Python frames.
-    log = []
-
     def key(x):
         getcurrent().parent.switch()
         return x
 
-    def run():
-        me = getcurrent()  # noqa: F841
-        try:
-            sorted([1], key=key)
-        finally:
-            log.append("finally")
-
-    g = greenlet.greenlet(run)
-    g.switch()
-    ref = weakref.ref(g)
-    del g
-    _collect_quietly()
-    assert log == ["finally"]
-    assert ref() is None
+    _assert_collected_when_suspended_in(lambda: sorted([1], key=key))
 
 
 def test_suspended_greenlet_reachable_from_outside_survives():
