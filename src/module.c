@@ -357,6 +357,7 @@ PyInit__greenlet(void)
     if (m == NULL) {
         return NULL;
     }
+    pystate_setup();
     if (greenlet_switch_setup() < 0 || threads_setup(m) < 0 || greenlet_setup_types(m) < 0
         || observe_setup(m) < 0 || faults_setup(m) < 0) {
         goto fail;

@@ -27,6 +27,7 @@
 #endif
 
 #include <string.h>
+#include <stdatomic.h>
 
 /* 3.10 and 3.11 keep "is anything tracing" in the per-call CFrame; it is a
    property of the thread, so it follows the switch from origin to target. */
@@ -108,7 +109,75 @@ start_common(PyStateSaved *s, PyThreadState *ts)
    16 KiB mapping the interpreter would create on its first call; deeper
    code spills into interpreter-allocated chunks as usual.  The interpreter
    never frees a chunk without a predecessor, so ours come back to us. */
-#define ROOT_CHUNK_BYTES 2048
+#define ROOT_CHUNK_BYTES 1024
+
+/* Deeper code spills into chunks the interpreter takes from the object
+   arena allocator: 16 KiB each on 3.11-3.13 (DATA_STACK_CHUNK_SIZE in
+   Python/pystate.c), freed again as soon as the frames in them return.  A
+   greenlet whose calls go back and forth across the end of its first chunk
+   would map and unmap 16 KiB on every such call, ten times the cost of
+   the call itself; so freed chunks of that size are kept in a small cache
+   in front of the arena allocator.  Allocations of other sizes (the
+   object allocator's own arenas) pass straight through. */
+#define SPILL_CHUNK_BYTES (16 * 1024)
+#define SPILL_CACHE_SLOTS 16
+
+static PyObjectArenaAllocator base_arena;
+static void *spill_cache[SPILL_CACHE_SLOTS];
+static int spill_cached;
+/* The arena allocator is process-wide; interpreters with their own GIL may
+   call it at the same time. */
+static atomic_flag spill_lock = ATOMIC_FLAG_INIT;
+
+static inline void
+spill_cache_lock(void)
+{
+    while (atomic_flag_test_and_set_explicit(&spill_lock, memory_order_acquire)) {
+    }
+}
+
+static inline void
+spill_cache_unlock(void)
+{
+    atomic_flag_clear_explicit(&spill_lock, memory_order_release);
+}
+
+static void *
+cached_arena_alloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    if (size == SPILL_CHUNK_BYTES) {
+        void *p = NULL;
+        spill_cache_lock();
+        if (spill_cached > 0) {
+            p = spill_cache[--spill_cached];
+        }
+        spill_cache_unlock();
+        if (p != NULL) {
+            return p;
+        }
+    }
+    return base_arena.alloc(base_arena.ctx, size);
+}
+
+static void
+cached_arena_free(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    if (size == SPILL_CHUNK_BYTES && ptr != NULL) {
+        int kept = 0;
+        spill_cache_lock();
+        if (spill_cached < SPILL_CACHE_SLOTS) {
+            spill_cache[spill_cached++] = ptr;
+            kept = 1;
+        }
+        spill_cache_unlock();
+        if (kept) {
+            return;
+        }
+    }
+    base_arena.free(base_arena.ctx, ptr, size);
+}
 
 static void
 free_chunk_chain(_PyStackChunk *chunk, _PyStackChunk *ours)
@@ -781,3 +850,18 @@ pystate_trash_delete_nesting(PyThreadState *ts)
 #  endif
 }
 #endif
+
+void
+pystate_setup(void)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    static int done;
+    if (done) {
+        return;
+    }
+    done = 1;
+    PyObject_GetArenaAllocator(&base_arena);
+    PyObjectArenaAllocator cached = {NULL, cached_arena_alloc, cached_arena_free};
+    PyObject_SetArenaAllocator(&cached);
+#endif
+}

@@ -59,6 +59,9 @@ typedef struct PyStateSaved {
 #endif
 } PyStateSaved;
 
+/* Once per process, at module import. */
+void pystate_setup(void);
+
 /* Switching out of / into the greenlet owning 's' on thread state 'ts'. */
 void pystate_save(PyStateSaved *s, PyThreadState *ts);
 void pystate_restore(PyStateSaved *s, PyThreadState *ts);
