@@ -484,21 +484,30 @@ switchlog_events(SwitchLogObject *self, void *closure)
 {
     (void)closure;
     calibrate();
-    PyObject *list = PyList_New(self->count);
-    if (list == NULL) {
-        return NULL;
+    /* Copied out first: building the tuples may run a collection, and
+       whatever it runs (a killed orphan, a finalizer) may switch and so
+       append to this very ring while we read it. */
+    Py_ssize_t count = self->count;
+    LogEvent *copy = (LogEvent *)PyMem_Malloc((size_t)(count ? count : 1) * sizeof(LogEvent));
+    if (copy == NULL) {
+        return PyErr_NoMemory();
     }
-    for (Py_ssize_t i = 0; i < self->count; i++) {
-        LogEvent *e = &self->ring[(self->head + i) % self->capacity];
+    for (Py_ssize_t i = 0; i < count; i++) {
+        copy[i] = self->ring[(self->head + i) % self->capacity];
+    }
+    PyObject *list = PyList_New(count);
+    for (Py_ssize_t i = 0; list != NULL && i < count; i++) {
+        LogEvent *e = &copy[i];
         PyObject *item = Py_BuildValue(
             "(LOKKk)", (long long)e->t_ns, kind_names[e->kind],
             (unsigned long long)e->origin, (unsigned long long)e->target, e->thread);
         if (item == NULL) {
-            Py_DECREF(list);
-            return NULL;
+            Py_CLEAR(list);
+            break;
         }
         PyList_SET_ITEM(list, i, item);
     }
+    PyMem_Free(copy);
     return list;
 }
 
