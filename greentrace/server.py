@@ -140,23 +140,26 @@ class Server:
         from . import capture
 
         capture.mark_internal()
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                if self._stop.is_set():
-                    break
-                time.sleep(0.05)  # e.g. EMFILE: let descriptors free up
-                continue
-            except BaseException:
-                capture.unmark_internal()
-                raise
-            if not self._slots.acquire(blocking=False):
-                self._refuse(conn, "too many connections")
-                continue
-            threading.Thread(
-                target=self._client, args=(conn,), name="greentrace-client", daemon=True
-            ).start()
+        try:
+            while not self._stop.is_set():
+                try:
+                    conn, _ = self._sock.accept()
+                except OSError:
+                    if self._stop.is_set():
+                        break
+                    time.sleep(0.05)  # e.g. EMFILE: let descriptors free up
+                    continue
+                if not self._slots.acquire(blocking=False):
+                    self._refuse(conn, "too many connections")
+                    continue
+                threading.Thread(
+                    target=self._client,
+                    args=(conn,),
+                    name="greentrace-client",
+                    daemon=True,
+                ).start()
+        finally:
+            capture.unmark_internal()
 
     def _refuse(self, conn: socket.socket, why: str) -> None:
         try:

@@ -9,8 +9,10 @@ import threading
 from .model import GreenletInfo, ThreadInfo
 
 # Threads greentrace itself runs (inspector, watchdog, harvester): their
-# greenlets, if any, never appear in what we report.
-_internal_threads: set[int] = set()
+# greenlets, if any, never appear in what we report.  Each ident maps to its
+# thread, so that the ident of one that ended without saying so is given up
+# rather than hiding a later thread that gets the same ident.
+_internal_threads: dict[int, threading.Thread | None] = {}
 _internal_lock = threading.Lock()
 
 _ASYNC_SIGNALS = {
@@ -41,19 +43,27 @@ def mark_internal(ident: int | None = None) -> None:
     if ident is None or ident == threading.get_ident():
         with contextlib.suppress(AttributeError, OSError, ValueError):
             signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
+    if ident is None:
+        ident = threading.get_ident()
+    thread = next((t for t in threading.enumerate() if t.ident == ident), None)
+    if isinstance(thread, threading._DummyThread):
+        thread = None  # not started by threading: its end cannot be seen
     with _internal_lock:
-        _internal_threads.add(threading.get_ident() if ident is None else ident)
+        _internal_threads[ident] = thread
 
 
 def unmark_internal(ident: int | None = None) -> None:
     """Stop hiding a thread; called by internal threads as they end."""
     with _internal_lock:
-        _internal_threads.discard(threading.get_ident() if ident is None else ident)
+        _internal_threads.pop(threading.get_ident() if ident is None else ident, None)
 
 
 def internal_threads() -> frozenset[int]:
     """Idents of the threads greentrace runs for itself."""
     with _internal_lock:
+        for ident, thread in list(_internal_threads.items()):
+            if thread is not None and not thread.is_alive():
+                del _internal_threads[ident]
         return frozenset(_internal_threads)
 
 

@@ -316,3 +316,30 @@ def test_a_reused_thread_ident_describes_the_live_thread() -> None:
     # Once the new thread has exited too, the record is of an exited thread.
     (gone,) = thread_records([old_main, old_child], {}, set())
     assert not gone.alive and gone.main_greenlet_id == 1 and gone.name is None
+
+
+def test_a_helper_thread_that_ended_hides_no_later_thread() -> None:
+    """An internal thread that ends without unmarking gives its ident back."""
+    idents: list[int] = []
+
+    def helper() -> None:
+        capture.mark_internal()
+        idents.append(threading.get_ident())
+        assert threading.get_ident() in capture.internal_threads()
+
+    t = threading.Thread(target=helper)
+    t.start()
+    t.join(10)
+    assert idents and idents[0] not in capture.internal_threads()
+    # A thread that takes the same ident again is seen.
+    seen: list[bool] = []
+
+    def later() -> None:
+        g = greenlet.greenlet(lambda: None)
+        g.switch()
+        seen.append(threading.get_ident() not in capture.internal_threads())
+
+    t = threading.Thread(target=later)
+    t.start()
+    t.join(10)
+    assert seen == [True]

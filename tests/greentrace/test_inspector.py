@@ -352,3 +352,21 @@ def test_deeply_nested_request_is_an_error_answer(server: inspector.Server) -> N
     answers = ask(server, nested + b'{"v":1,"op":"ping"}\n')
     assert [a["ok"] for a in answers] == [False, True]
     assert answers[0]["error"] == "malformed request: nested too deeply"
+
+
+def test_a_closed_server_leaves_no_thread_hidden(runtime: Path) -> None:
+    from greentrace import capture
+
+    srv = inspector.Server(inspector.socket_path(os.getpid()))
+    srv.start()
+    thread = srv._thread
+    assert thread is not None
+    for _ in range(200):
+        if thread.ident in capture.internal_threads():
+            break
+        threading.Event().wait(0.01)
+    assert thread.ident in capture.internal_threads()
+    srv.close()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert thread.ident not in capture.internal_threads()
