@@ -26,6 +26,7 @@ import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import greenlet
@@ -403,7 +404,7 @@ def _frame_locals() -> list[Any]:
     """The values of the locals of every live frame (all threads, all greenlets)."""
     values: list[Any] = []
     seen: set[int] = set()
-    tops = list(sys._current_frames().values())
+    tops: list[FrameType | None] = list(sys._current_frames().values())
     everything = greenlet.all_greenlets()
     while everything:
         g = everything.pop()

@@ -189,6 +189,12 @@ class LeakChecker:
         tr = terminalreporter
         leaked = sum(count for _, count in self.leaking)
         tr.write_sep("=", "greenlet leaks")
+        ran_here = self.checked + self.allowed + self.unjudged
+        if not ran_here and tr.config.pluginmanager.has_plugin("dsession"):
+            tr.write_line(
+                "tests ran in pytest-xdist workers: leaks show as their errors"
+            )
+            return
         parts = [f"{self.checked} tests checked"]
         parts.append(
             f"{len(self.leaking)} leaking ({leaked} greenlet{'s' if leaked != 1 else ''})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from greentrace.growth import MAIN_SITE, NO_SITES_HINT, compare, render_growth, 
 from greentrace.model import FrameInfo, GreenletInfo, Snapshot
 
 LEAK_PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "leak.py"
+HANDLE_FRAME = re.compile(r"examples/leak\.py:\d+ in (Pool\.)?handle\s*$")
 
 HANDLE = [FrameInfo("/srv/app/pool.py", 38, "Pool.handle")]
 TIMER = [FrameInfo("/srv/app/timers.py", 12, "schedule")]
@@ -193,14 +195,16 @@ def test_leaks_command_on_a_leaking_program(runtime: Path) -> None:
         table, oldest = table.split(
             "oldest suspended greenlets of the groups that grew:"
         )
-        grown = [line for line in table.splitlines() if "in Pool.handle" in line]
+        # Python 3.10 has no qualified names for code: "handle", not "Pool.handle"
+        grown = [line for line in table.splitlines() if HANDLE_FRAME.search(line)]
         assert len(grown) == 1, out
         growth, before, after, *_ = grown[0].split()
         assert growth.startswith("+") and int(growth[1:]) >= 1
         assert int(after) - int(before) == int(growth[1:])
         assert "suspended" in grown[0] and "examples/leak.py:" in grown[0]
         assert oldest.count(" request-") == 3
-        assert "in Pool.wait_reply" in oldest and "in fetch_slow_resource" in oldest
+        assert re.search(r"leak.py:\d+ in (Pool\.)?wait_reply", oldest), oldest
+        assert "in fetch_slow_resource" in oldest
         assert "no switch between the snapshots" in oldest
 
         proc = greentrace(
@@ -217,11 +221,11 @@ def test_leaks_command_on_a_leaking_program(runtime: Path) -> None:
         data = json.loads(proc.stdout)
         assert data["pid"] == program.pid
         assert any(
-            row["site"].endswith("in Pool.handle") and row["delta"] > 0
+            HANDLE_FRAME.search(row["site"]) and row["delta"] > 0
             for row in data["grew"]
         )
         assert len(data["oldest"]) == 1
-        assert data["oldest"][0]["stack"][0]["function"] == "Pool.wait_reply"
+        assert data["oldest"][0]["stack"][0]["function"].endswith("wait_reply")
     finally:
         program.send_signal(signal.SIGTERM)
         try:
