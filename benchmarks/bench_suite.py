@@ -159,6 +159,19 @@ def create_start_finish(loops):
     return perf_ns() - t0
 
 
+def create_start_finish_py20(loops):
+    """The same, but ``run`` goes 20 pure-Python frames deep before it returns."""
+
+    def run():
+        return _py_deep(20, _noop)
+
+    g_type = greenlet
+    t0 = perf_ns()
+    for _ in range(loops):
+        g_type(run).switch()
+    return perf_ns() - t0
+
+
 class _Caught(Exception):
     pass
 
@@ -440,6 +453,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("switch_deep_c50", _deep_c(50), "ns/switch"),
         Benchmark("switch_deep_c500", _deep_c(500), "ns/switch"),
         Benchmark("create_start_finish", create_start_finish, "ns/greenlet"),
+        Benchmark("create_start_finish_py20", create_start_finish_py20, "ns/greenlet"),
         Benchmark("throw_caught", throw_caught, "ns/throw"),
         Benchmark("gen_emul_greenlet", gen_emul_greenlet, "ns/value"),
         Benchmark("gen_emul_native", gen_emul_native, "ns/value"),

@@ -72,6 +72,7 @@ TIMED = [
     "switch_deep_c50",
     "switch_deep_c500",
     "create_start_finish",
+    "create_start_finish_py20",
     "throw_caught",
     "gen_emul_greenlet",
     "gen_emul_native",
@@ -442,6 +443,7 @@ def build_rows(samples, cg, minor):
         "ours/up <= %s" % ("0.25" if new else "1.0"),
         0.25 if new else 1.0,
     )
+    row("create_start_finish_py20", "ns/greenlet", "create_start_finish_py20")
     row("throw_caught", "ns/throw", "throw_caught", "ours/up <= 0.3", 0.3)
     row("gen_emul_greenlet", "ns/value", "gen_emul_greenlet", "ours/up <= 0.85", 0.85)
     row("gen_emul_native", "ns/value", "gen_emul_native")

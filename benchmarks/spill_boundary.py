@@ -37,9 +37,14 @@ def main():
     args = parser.parse_args()
     print("depth  in a greenlet  in main   ratio")
     for depth in (2, 4, 8, 12, 16, 24, 32, 64):
-        in_greenlet = min(greenlet.greenlet(per_call_ns).switch(depth, args.calls) for _ in range(3))
+        in_greenlet = min(
+            greenlet.greenlet(per_call_ns).switch(depth, args.calls) for _ in range(3)
+        )
         in_main = min(per_call_ns(depth, args.calls) for _ in range(3))
-        print("%5d  %10.0f ns  %6.0f ns  %5.2f" % (depth, in_greenlet, in_main, in_greenlet / in_main))
+        print(
+            "%5d  %10.0f ns  %6.0f ns  %5.2f"
+            % (depth, in_greenlet, in_main, in_greenlet / in_main)
+        )
 
 
 if __name__ == "__main__":
