@@ -403,7 +403,10 @@ class Program:
 
     def do(self, gid, op):
         kind = op[0]
-        me = getcurrent()
+        # No local may hold this greenlet across a switch, and none may name
+        # a greenlet once this frame is done (a traceback keeps the frame):
+        # that reference would keep it alive when the program releases it.
+        t = g = p = old = None
         try:
             if kind == "switch":
                 t = pick(self.live_local(), self.foreign, op[1])
@@ -414,7 +417,7 @@ class Program:
             elif kind == "throw":
                 t = pick(self.live_local(), self.foreign, op[1])
                 if op[2] == "exit":
-                    if t is self.main or t is self.foreign[0] or (t is me and gid == 0):
+                    if t is self.main or t is self.foreign[0]:
                         return
                     r = t.throw(GreenletExit)
                 else:
@@ -445,7 +448,7 @@ class Program:
                 local = self.live_local()
                 g = local[op[1] % len(local)]
                 del local
-                if not self._releasable(g, me):
+                if not self._releasable(g, getcurrent()):
                     return
                 self.local[self.local.index(g)] = None
                 ref = weakref.ref(g)
@@ -455,7 +458,7 @@ class Program:
                         "released greenlet still alive, referrers: %r" % gc.get_referrers(ref())
                     )
             elif kind == "release_foreign":
-                cands = [g for g in self.foreign[1:] if self._releasable(g, me)]
+                cands = [g for g in self.foreign[1:] if self._releasable(g, getcurrent())]
                 if not cands:
                     return
                 g = cands[op[1] % len(cands)]
@@ -469,6 +472,8 @@ class Program:
             self.arrive(gid, "gerror", str(exc).split("\n")[0])
         except (ValueError, TypeError, AttributeError) as exc:
             self.arrive(gid, "err", (type(exc).__name__, str(exc)))
+        finally:
+            t = g = p = old = None
 
     def _releasable(self, g, me):
         """Nothing but the pool references g: not current, no greenlet's
@@ -540,10 +545,29 @@ def run_case(seeds, ops):
     return model
 
 
+def run_case_in_new_thread(seeds, ops):
+    """run_case with a fresh thread's main greenlet as the program's main."""
+    outcome = {}
+
+    def body():
+        try:
+            outcome["model"] = run_case(seeds, ops)
+        except BaseException as exc:  # handed to the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=body, name="program")
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["model"]
+
+
 @PROFILE
-@given(seeds=SEEDS, ops=PROGRAMS)
-def test_random_programs_match_the_model(seeds, ops):
-    model = run_case(seeds, ops)
+@given(seeds=SEEDS, ops=PROGRAMS, in_thread=st.booleans())
+def test_random_programs_match_the_model(seeds, ops, in_thread):
+    model = (run_case_in_new_thread if in_thread else run_case)(seeds, ops)
     # What the programs exercised (pytest --hypothesis-show-statistics).
     for kind in sorted({e[1] for e in model.log}):
         event("logged %s" % kind)
