@@ -66,7 +66,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if mode not in (None, *MODES):
         mode = _take_back_path(config, str(mode))
     if mode:
-        config.pluginmanager.register(LeakChecker(mode), "greentrace-leak-checker")
+        checker = LeakChecker(mode, str(config.rootpath))
+        config.pluginmanager.register(checker, "greentrace-leak-checker")
 
 
 def _take_back_path(config: pytest.Config, value: str) -> str:
@@ -89,12 +90,13 @@ def _take_back_path(config: pytest.Config, value: str) -> str:
 class LeakChecker:
     """Judges every test of the session; registered by ``--greenlet-leaks``."""
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, root: str = "") -> None:
         import greenlet
 
         from . import leaks
 
         self.mode = mode
+        self.root = root.rstrip(os.sep) + os.sep if root else ""
         self.leaks = leaks
         self.newest_id = leaks.newest_id
         self.checked = 0
@@ -182,7 +184,11 @@ class LeakChecker:
 
     def _record(self, item: pytest.Item, found: list[Leak]) -> None:
         self.leaking.append((item.nodeid, len(found)))
-        self.sites.update(leak.spawn_key for leak in found)
+        for leak in found:
+            site = leak.spawn_key
+            if self.root and site.startswith(self.root):
+                site = site[len(self.root) :]
+            self.sites[site] += 1
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """Tests checked, leaks found, leaked greenlets by spawn site."""

@@ -255,3 +255,32 @@ def test_leaks_command_bad_input_is_one_line(runtime: Path) -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_leak_example_reports_its_leak_in_process(runtime: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(LEAK_PROGRAM), "--report", "--requests", "10"],
+        cwd=str(runtime),
+        env=env(runtime),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout
+    assert out.startswith("2 greenlets leaked")  # requests 5 and 10 lost their reply
+    assert "'request-5'" in out and "'request-10'" in out
+    assert re.search(
+        r"in (Pool\.)?wait_reply\n\s+return getcurrent\(\)\.parent\.switch\(\)", out
+    )
+    assert re.search(
+        r"spawned at \(innermost first\):\n\s+File .*leak.py\", line \d+, in (Pool\.)?handle",
+        out,
+    )
+    chain = out.split("kept alive by:")[1]
+    assert re.search(
+        r"module __main__ .*\n\s+\.POOL -> __main__\.Pool\n\s+\.waiting -> dict of 2\n\s+\[5\] -> greenlet #\d+ 'request-5'",
+        chain,
+    )

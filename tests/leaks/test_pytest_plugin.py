@@ -121,7 +121,7 @@ def test_fail_mode_flags_exactly_the_leaking_test(pytester: pytest.Pytester) -> 
     assert "6 tests checked, 1 leaking (1 greenlet) [mode: fail]" in summary
     assert "test_suite.py::test_leaky: 1 greenlet" in summary
     assert re.search(
-        rf"leaked greenlets by spawn site:\n\s+1  \S*test_suite.py:{SPAWN_LINE} in test_leaky",
+        rf"leaked greenlets by spawn site:\n\s+1  test_suite.py:{SPAWN_LINE} in test_leaky\n",
         summary,
     )
 
