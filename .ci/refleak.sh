@@ -72,6 +72,17 @@ log "built and installed in $((SECONDS - t0))s"
 
 if [ "$#" -eq 0 ]; then
     set -- "$REPO"/tests/test_*.py
+else
+    # The tests run from another directory: make test paths absolute.
+    args=()
+    for a in "$@"; do
+        p=${a%%::*}
+        if [ -n "$p" ] && [ -e "$p" ]; then
+            a="$(cd "$(dirname "$p")" && pwd)/$(basename "$p")${a#"$p"}"
+        fi
+        args+=("$a")
+    done
+    set -- "${args[@]}"
 fi
 t1=$SECONDS
 set +e

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Memory-checker run: the core tests under valgrind's memcheck, with
+# PYTHONMALLOC=malloc so that every Python object is a malloc block memcheck
+# watches.  Child interpreters the tests start are traced too.
+#
+#   bash .ci/memcheck.sh [pytest args...]     (default: tests/test_*.py)
+#
+# Fails when pytest fails or when memcheck reports an invalid read or write,
+# a use of an uninitialised value, a bad free or a bad system-call argument
+# whose stack (or allocation/free stack) passes through greenlet/_greenlet*.so
+# (tools/vgreport.py decides).  Reports that do not involve the extension are
+# counted and listed with -v by tools/vgreport.py, not failed.
+# .ci/valgrind-python.supp holds the suppressions, each one explained.
+#
+# Slow: the whole core suite takes about an hour per interpreter on two
+# cores; it is run on demand, not in .ci/run.
+#
+# Environment:
+#   GREENLET_MEMCHECK_PYTHONS  versions (default "3.12 3.11")
+#   GREENLET_VENV_DIR          where venvs go (default .venvs)
+#   GREENLET_TEST_TIMEOUT      seconds for one interpreter's run (default 7200)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VERSIONS=${GREENLET_MEMCHECK_PYTHONS:-3.12 3.11}
+WORK=${GREENLET_VENV_DIR:-$REPO/.venvs}/memcheck
+TEST_TIMEOUT=${GREENLET_TEST_TIMEOUT:-7200}
+PYENV_ROOT=${PYENV_ROOT:-$HOME/.pyenv}
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+unset PYTHONPATH PYTHONHOME PYTHONSTARTUP PYTHONSAFEPATH LD_PRELOAD
+
+log() { printf '[memcheck] %s\n' "$*"; }
+
+if ! command -v valgrind >/dev/null 2>&1; then
+    log "installing valgrind"
+    SUDO=
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q valgrind >/dev/null \
+        || { log "FAILED: cannot install valgrind"; exit 2; }
+fi
+
+# The extension keeps its default optimisation (what users run) plus -g
+# for line numbers in the stacks.
+export GREENLET_CFLAGS="-g"
+
+find_python() {
+    local want=$1 dir cand
+    dir=$(find "$PYENV_ROOT/versions" -mindepth 1 -maxdepth 1 \
+              -regex ".*/${want//./\\.}\.[0-9]+" 2>/dev/null | sort -V | tail -n 1)
+    for cand in ${dir:+"$dir/bin/python"} "$(command -v "python$want" || true)"; do
+        [ -n "$cand" ] && [ -x "$cand" ] || continue
+        if [ "$("$cand" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$want" ]; then
+            printf '%s\n' "$cand"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if [ "$#" -eq 0 ]; then
+    set -- "$REPO"/tests/test_*.py
+else
+    # The tests run from another directory: make test paths absolute.
+    args=()
+    for a in "$@"; do
+        p=${a%%::*}
+        if [ -n "$p" ] && [ -e "$p" ]; then
+            a="$(cd "$(dirname "$p")" && pwd)/$(basename "$p")${a#"$p"}"
+        fi
+        args+=("$a")
+    done
+    set -- "${args[@]}"
+fi
+
+overall=0
+declare -A RESULT
+start=$SECONDS
+for v in $VERSIONS; do
+    t0=$SECONDS
+    if ! py=$(find_python "$v"); then
+        log "ERROR: no Python $v"
+        RESULT[$v]="FAIL no interpreter"
+        overall=1
+        continue
+    fi
+    base=$WORK/py$v venv=$WORK/py$v/venv src=$WORK/py$v/src run=$WORK/py$v/run
+    xml=$base/xml
+    mkdir -p "$base"
+    if ! "$venv/bin/python" -c "import sys, pip; assert '%d.%d' % sys.version_info[:2] == '$v'" >/dev/null 2>&1; then
+        rm -rf "$venv"
+        "$py" -m venv "$venv"
+    fi
+    rm -rf "$src" "$run" "$xml"
+    mkdir -p "$src" "$run" "$xml"
+    tar -C "$REPO" \
+        --exclude=./.git --exclude=./.venvs --exclude=./build --exclude=./dist \
+        --exclude='*.egg-info' --exclude='*.so' --exclude='*.o' \
+        --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis \
+        --exclude=./greenlet/greenlet.h \
+        -cf - . | tar -C "$src" -xf -
+    if ! "$venv/bin/python" -m pip install "$src[test]" >"$base/pip.log" 2>&1; then
+        tail -n 60 "$base/pip.log"
+        log "Python $v: BUILD FAILED (log: $base/pip.log)"
+        RESULT[$v]="FAIL build"
+        overall=1
+        continue
+    fi
+    log "===== Python $v: tests under memcheck (built in $((SECONDS - t0))s) ====="
+    t1=$SECONDS
+    set +e
+    # --child-silent-after-fork: a forked child that does not exec would
+    #   write into its parent's XML file; children that exec get their own.
+    # --leak-check=no: the interpreter does not free everything at exit.
+    (cd "$run" && PYTHONMALLOC=malloc \
+        timeout --kill-after=30 "$TEST_TIMEOUT" \
+        valgrind --tool=memcheck --trace-children=yes --child-silent-after-fork=yes \
+            --leak-check=no --num-callers=40 --error-limit=no \
+            --suppressions="$REPO/.ci/valgrind-python.supp" \
+            --xml=yes --xml-file="$xml/vg.%p.xml" --log-file="$xml/vg.%p.log" \
+        "$venv/bin/python" -m pytest \
+            --rootdir="$REPO" -c "$REPO/pyproject.toml" \
+            --import-mode=importlib -p no:cacheprovider \
+            -o faulthandler_timeout=1800 -q "$@") 2>&1 | tee "$base/pytest.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    summary=$(grep -E '^=*[ ]*[0-9]+ (passed|failed)' "$base/pytest.log" | tail -n 1 | sed -E 's/^=+ *//; s/ *=+$//' || true)
+    set +e
+    "$venv/bin/python" "$REPO/tools/vgreport.py" "$xml" | tee "$base/report.txt"
+    vrc=${PIPESTATUS[0]}
+    set -e
+    if [ "$rc" -ne 0 ] || [ "$vrc" -ne 0 ]; then
+        RESULT[$v]="FAIL ${summary:-no summary}; $(tail -n 1 "$base/report.txt") (pytest exit $rc, $((SECONDS - t1))s)"
+        overall=1
+    else
+        RESULT[$v]="ok   ${summary}; $(tail -n 1 "$base/report.txt") ($((SECONDS - t1))s)"
+    fi
+done
+
+echo
+log "===== summary ($((SECONDS - start))s) ====="
+for v in $VERSIONS; do
+    printf '  py%-5s %s\n' "$v" "${RESULT[$v]:-FAIL not run}"
+done
+exit "$overall"
