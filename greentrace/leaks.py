@@ -22,6 +22,7 @@ import linecache
 import os
 import sys
 import threading
+import time
 import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -54,6 +55,10 @@ MAX_CHAINS = 10
 """Leaks per report that get a reference chain (each search scans the heap)."""
 CHAIN_DEPTH = 12
 """Longest reference chain searched for."""
+SEARCH_OBJECTS = 400
+"""Objects whose referrers one chain search may look up (each is a heap scan)."""
+SEARCH_SECONDS = 3.0
+"""Time one chain search may take."""
 NO_CHAIN = (
     "no chain from a module global or a live frame: only reference cycles keep it "
     "alive (for example a reference to itself in its own frame)"
@@ -478,24 +483,37 @@ class _Untracked:
 
 def _search(
     target: Any, is_root: Callable[[Any], bool], untracked: _Untracked
-) -> list[Any]:
-    """The shortest referrer path root -> ... -> target, or [] if there is none."""
+) -> tuple[list[Any], bool]:
+    """The shortest referrer path root -> ... -> target, or [] if there is none.
+
+    Breadth first, so the first root met ends the search (checked as soon as
+    it is seen).  Each expansion scans the heap, so the search gives up after
+    ``SEARCH_OBJECTS`` expansions or ``SEARCH_SECONDS``; the flag returned
+    says whether the search was complete.
+    """
     parent: dict[int, Any] = {id(target): None}
     depth: dict[int, int] = {id(target): 0}
     queue: list[Any] = [target]
     spent: list[list[Any]] = []  # emptied referrer lists, kept so no id is reused
     mine = {id(parent), id(depth), id(queue), id(spent), id(sys._getframe())}
     mine.update(untracked.own)
+    deadline = time.monotonic() + SEARCH_SECONDS
     head = 0
+
+    def path(obj: Any) -> list[Any]:
+        chain = [obj]
+        while parent[id(chain[-1])] is not None:
+            chain.append(parent[id(chain[-1])])
+        return chain  # root first: each entry's parent is the one it refers to
+
     try:
+        if is_root(target):
+            return [target], True
         while head < len(queue):
+            if head >= SEARCH_OBJECTS or time.monotonic() > deadline:
+                return [], False
             obj = queue[head]
             head += 1
-            if is_root(obj):
-                chain = [obj]
-                while parent[id(chain[-1])] is not None:
-                    chain.append(parent[id(chain[-1])])
-                return chain  # root first: each entry's parent is the one it refers to
             level = depth[id(obj)]
             if level >= CHAIN_DEPTH:
                 continue
@@ -508,11 +526,14 @@ def _search(
                 if isinstance(source, types.FrameType) and _is_own_code(source):
                     continue  # the checker's own frames (Python 3.10 tracks frames)
                 parent[id(source)] = obj
+                if is_root(source):
+                    found.clear()
+                    return path(source), True
                 depth[id(source)] = level + 1
                 queue.append(source)
             found.clear()
             spent.append(found)
-        return []
+        return [], True
     finally:
         queue.clear()
         parent.clear()
@@ -527,18 +548,34 @@ def _chain(
         thread = names.get(g.gr_thread_id, g.gr_thread_id)
         return [f"it is running in thread {thread}: alive as long as it runs"], None
     roots = _live_roots(g, leaked)
+    # A module's globals are a root too (one step less to search).
+    modules = {
+        id(module.__dict__): module
+        for module in list(sys.modules.values())
+        if isinstance(module, types.ModuleType)
+    }
 
     def is_root(obj: Any) -> bool:
-        return isinstance(obj, types.ModuleType) or id(obj) in roots
+        return (
+            isinstance(obj, types.ModuleType) or id(obj) in roots or id(obj) in modules
+        )
 
-    found = _search(g, is_root, untracked)
+    found, complete = _search(g, is_root, untracked)
     try:
         if not found:
-            return [], NO_CHAIN
+            if complete:
+                return [], NO_CHAIN
+            return [], (
+                f"no chain found within the search limits ({SEARCH_OBJECTS} objects, "
+                f"{SEARCH_SECONDS:g} s): it is held far from any module global or frame"
+            )
+        if id(found[0]) in modules and id(found[0]) not in roots:
+            found.insert(0, modules[id(found[0])])
         return _describe_chain(found, roots), None
     finally:
         found.clear()
         roots.clear()
+        modules.clear()
 
 
 def _kind(obj: Any) -> str:
