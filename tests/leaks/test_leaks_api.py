@@ -350,3 +350,21 @@ def test_the_report_keeps_no_greenlet_alive() -> None:
 
 def test_format_report_of_nothing() -> None:
     assert leaks.format_report([]) == "no greenlet leaked"
+
+
+def test_a_chain_search_gives_up_within_its_limits(monkeypatch) -> None:
+    base = baseline()
+    HELD.append(start())
+    nested = [[HELD[0]]]
+    monkeypatch.setattr(leaks, "SEARCH_OBJECTS", 1)
+    (leak,) = find_leaks(base)
+    assert leak.chain == []
+    assert "no chain found within the search limits (1 objects" in (
+        leak.chain_note or ""
+    )
+    monkeypatch.undo()
+    (leak,) = find_leaks(base)
+    assert leak.chain[0].startswith("module ") or leak.chain[0].startswith(
+        "local 'nested'"
+    )
+    del nested
