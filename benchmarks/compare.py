@@ -56,11 +56,21 @@ _BUILD_PRODUCTS = shutil.ignore_patterns(
 )
 
 
-def TREE_IGNORE(directory, names):
-    ignored = set(_BUILD_PRODUCTS(directory, names))
-    if os.path.basename(directory) == "greenlet":
-        ignored.add("greenlet.h")  # a copy that editable builds leave behind
-    return ignored
+def tree_files():
+    """(relative path, path) of every work-tree file a build needs, sorted."""
+    for entry in TREE_ENTRIES:
+        top = os.path.join(REPO, entry)
+        if os.path.isfile(top):
+            yield entry, top
+        for directory, dirs, files in os.walk(top):
+            ignored = set(_BUILD_PRODUCTS(directory, dirs + files))
+            if os.path.basename(directory) == "greenlet":
+                ignored.add("greenlet.h")  # a copy that editable builds leave behind
+            dirs[:] = sorted(d for d in dirs if d not in ignored)
+            for name in sorted(files):
+                if name not in ignored:
+                    path = os.path.join(directory, name)
+                    yield os.path.relpath(path, REPO), path
 
 
 # Timed benchmarks in table order (bench_suite has them all).
@@ -153,29 +163,25 @@ def run_logged(cmd, logfile, env=None, cwd=None):
 
 def tree_digest(cflags):
     h = hashlib.sha256(cflags.encode())
-    for entry in TREE_ENTRIES:
-        top = os.path.join(REPO, entry)
-        paths = (
-            [top]
-            if os.path.isfile(top)
-            else sorted(
-                os.path.join(d, f) for d, dirs, files in os.walk(top) for f in files
-            )
-        )
-        for path in paths:
-            rel = os.path.relpath(path, REPO)
-            if (
-                "__pycache__" in rel
-                or rel.endswith((".so", ".o", ".pyc"))
-                or ".egg-info" in rel
-            ):
-                continue
-            if rel == os.path.join("greenlet", "greenlet.h"):
-                continue
-            h.update(rel.encode() + b"\0")
-            with open(path, "rb") as f:
-                h.update(f.read())
+    for rel, path in tree_files():
+        h.update(rel.encode() + b"\0")
+        with open(path, "rb") as f:
+            h.update(f.read())
     return h.hexdigest()
+
+
+def source_revision():
+    """The checkout's commit, '-dirty' if the work tree has changes, or None."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", REPO, "describe", "--always", "--dirty", "--abbrev=10"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def venv_python(venv):
@@ -225,12 +231,9 @@ def ensure_venv(python, base, impl, rebuild):
         src = os.path.join(base, impl + "-src")
         shutil.rmtree(src, ignore_errors=True)
         os.makedirs(src)
-        for entry in TREE_ENTRIES:
-            path = os.path.join(REPO, entry)
-            if os.path.isdir(path):
-                shutil.copytree(path, os.path.join(src, entry), ignore=TREE_IGNORE)
-            elif os.path.isfile(path):
-                shutil.copy2(path, os.path.join(src, entry))
+        for rel, path in tree_files():
+            os.makedirs(os.path.dirname(os.path.join(src, rel)), exist_ok=True)
+            shutil.copy2(path, os.path.join(src, rel))
         log(
             "%s: building the work tree%s" % (impl, " with " + cflags if cflags else "")
         )
@@ -724,16 +727,21 @@ def main(argv=None):
         )
 
     rows = build_rows(samples, cg, minor)
+    upstream_version = (
+        workers["upstream"].info["version"]
+        if "upstream" in workers
+        else UPSTREAM_VERSION
+    )
     header = (
-        "greenlet benchmarks, Python %s: upstream greenlet %s vs this checkout "
-        "(ours) vs ours built with %s (ours-noobs)\n"
+        "greenlet benchmarks, Python %s: upstream greenlet %s vs this checkout (ours, %s)"
+        " vs ours built with %s (ours-noobs)\n"
         "%s mode: %d rounds x %.0f ms samples (fastest of %d runs, %s time), "
-        "%d fixed-size round(s); medians; ratios are medians of per-round ratios; noise%% = half IQR / median (worst impl)\n"
+        "%d fixed-size round(s); medians; ratios are medians of per-round ratios; "
+        "noise%% = half IQR / median (worst impl)\n"
         % (
             version,
-            workers.get("upstream")
-            and workers["upstream"].info["version"]
-            or UPSTREAM_VERSION,
+            upstream_version,
+            source_revision() or "unknown revision",
             NOOBS_CFLAGS,
             "quick" if args.quick else "full",
             rounds,
@@ -756,6 +764,7 @@ def main(argv=None):
             json.dump(
                 {
                     "python": version,
+                    "revision": source_revision(),
                     "interpreter": python,
                     "quick": args.quick,
                     "rounds": rounds,
