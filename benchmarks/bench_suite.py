@@ -434,14 +434,6 @@ class Benchmark:
     scale: int = 0  # fixed benchmarks: the full-size argument
     tiny: int = 0  # fixed benchmarks: the argument for smoke tests
 
-    @property
-    def doc(self):
-        return (
-            (self.func.__doc__ or "").strip().splitlines()[0]
-            if self.func.__doc__
-            else ""
-        )
-
 
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b

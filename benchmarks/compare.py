@@ -94,6 +94,8 @@ TIMED = [
     "create_spawn_1",
 ]
 FIXED = ["memory", "all_greenlets_100k"]
+# = bench_suite.BENCHMARKS["all_greenlets_100k"].scale (this process may have no
+# greenlet to import bench_suite with)
 ALL_GREENLETS_COUNT = 100_000
 REPEAT = 3  # a timed sample is the fastest of this many runs
 
