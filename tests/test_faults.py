@@ -494,6 +494,13 @@ try:
         gs.append(x)
 except MemoryError:
     memory_errors += 1
+except SystemError as exc:
+    # Seen now and then on 3.13 (and always with upstream greenlet 3.5.6
+    # there): an allocation failure in the interpreter's frame push surfaces
+    # as "error return without exception set".  Still an exception, not a
+    # crash; counted as the out-of-memory it is.
+    assert "without exception set" in str(exc), exc
+    memory_errors += 1
 filled = len(gs) > 0
 # Give the memory back and check that everything still works.
 for x in gs[:50]:
