@@ -59,7 +59,11 @@ find_python() {
 }
 
 if [ "$#" -eq 0 ]; then
-    set -- "$REPO"/tests/test_*.py
+    # test_memory_error_from_huge_arguments fills the memory with a dict of
+    # str objects until an allocation fails: under valgrind that takes longer than
+    # its time limit, and the failing allocation is the interpreter's.
+    set -- "$REPO"/tests/test_*.py \
+        --deselect tests/test_faults.py::test_memory_error_from_huge_arguments
 else
     # The tests run from another directory: make test paths absolute.
     args=()
