@@ -26,7 +26,6 @@ import threading
 import weakref
 
 import greenlet
-import pytest
 from greenlet import GreenletExit, getcurrent
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
