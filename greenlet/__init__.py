@@ -18,6 +18,8 @@ __all__ = [
     "all_greenlets",
     "set_spawn_tracking",
     "get_spawn_tracking",
+    "set_run_time_tracking",
+    "get_run_time_tracking",
     "SwitchLog",
     "frame_of",
 ]
@@ -42,5 +44,7 @@ from ._greenlet import get_clocks_used_doing_optional_cleanup  # noqa: F401
 from ._greenlet import SwitchLog
 from ._greenlet import all_greenlets
 from ._greenlet import frame_of
+from ._greenlet import get_run_time_tracking
 from ._greenlet import get_spawn_tracking
+from ._greenlet import set_run_time_tracking
 from ._greenlet import set_spawn_tracking

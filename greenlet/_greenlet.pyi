@@ -145,6 +145,11 @@ _C_API: object  # a capsule named "greenlet._C_API"
 def all_greenlets() -> list[greenlet]:
     """Every live greenlet of the process, all threads, in creation order."""
 
+def set_run_time_tracking(on: object, /) -> None:
+    """Account each greenlet's running time (gr_run_ns) from now on; off by default."""
+
+def get_run_time_tracking() -> bool: ...
+
 def set_spawn_tracking(depth: int, /) -> None:
     """Record up to ``depth`` creation frames per new greenlet; 0 turns it off."""
 

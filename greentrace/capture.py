@@ -45,6 +45,15 @@ if TYPE_CHECKING:
 _BASE_RUN = greenlet.greenlet.__dict__["run"]
 
 
+def account_run_time() -> None:
+    """Turn on the core's per-greenlet run-time accounting (``gr_run_ns``).
+
+    It is off by default because it reads the CPU clock at every switch;
+    a program that is run, served or recorded by greentrace wants it.
+    """
+    greenlet.set_run_time_tracking(True)
+
+
 def _type_name(g: Any) -> str:
     cls = type(g)
     return f"{cls.__module__}.{cls.__qualname__}"

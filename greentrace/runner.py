@@ -208,6 +208,7 @@ def run(options: RunOptions) -> Any:
     target = _prepare(options)
     capture.hide_launcher(target.__code__)
     greenlet.set_spawn_tracking(SPAWN_DEPTH)
+    capture.account_run_time()
     recorder = capture.Recorder(options.capacity).start()
     harvester = _Background(
         "greentrace-harvest", HARVEST_INTERVAL, recorder.harvest, HARVEST_SHARE

@@ -286,6 +286,9 @@ def serve() -> str:
     with _server_lock:
         if _server is not None and _server.pid == os.getpid():
             return str(_server.path)
+        from .capture import account_run_time
+
+        account_run_time()
         server = Server(socket_path(os.getpid()))
         server.start()
         _server = server

@@ -10,6 +10,27 @@
 
 int observe_active_logs;
 int observe_spawn_depth;
+int observe_switch_work;
+
+#define WORK_RUN_TIME 1
+#define WORK_LOG 2
+
+/* Run-time accounting counts from this tick on (0: off).  Slices that
+   started before it was turned on count from here. */
+static uint64_t run_time_since;
+
+static void
+update_switch_work(void)
+{
+    observe_switch_work = (run_time_since ? WORK_RUN_TIME : 0)
+                          | (observe_active_logs ? WORK_LOG : 0);
+}
+
+static inline uint64_t
+slice_begin(const GreenletImpl *g)
+{
+    return g->slice_start > run_time_since ? g->slice_start : run_time_since;
+}
 
 static uint64_t next_id = 1;
 static GreenletImpl *registry_head;
@@ -100,13 +121,26 @@ calibrate_initial(void)
     anchor_ns = n;
 }
 
+void
+observe_arrive_slow(GreenletImpl *origin, GreenletImpl *target, int kind)
+{
+    uint64_t now = observe_ticks();
+    if (run_time_since) {
+        origin->run_ticks += now - slice_begin(origin);
+        target->slice_start = now;
+    }
+    if (observe_active_logs) {
+        observe_log_event(kind, origin, target, now);
+    }
+}
+
 PyObject *
 observe_run_ns(GreenletImpl *g)
 {
     uint64_t ticks = g->run_ticks;
     ThreadRec *rec = greenlet_thread_of(g);
-    if (rec != NULL && rec->current == g->self) {
-        ticks += observe_ticks() - g->slice_start;   /* the live slice */
+    if (run_time_since && rec != NULL && rec->current == g->self) {
+        ticks += observe_ticks() - slice_begin(g);   /* the live slice */
     }
     return PyLong_FromUnsignedLongLong((unsigned long long)((double)ticks * duration_ns_per_tick));
 }
@@ -115,8 +149,11 @@ void
 observe_thread_exit(ThreadRec *rec)
 {
     GreenletImpl *cur = rec->current->pimpl;
-    cur->run_ticks += observe_ticks() - cur->slice_start;
-    cur->slice_start = observe_ticks();
+    if (run_time_since) {
+        uint64_t now = observe_ticks();
+        cur->run_ticks += now - slice_begin(cur);
+        cur->slice_start = now;
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -129,7 +166,7 @@ observe_register(GreenletImpl *g)
 #ifdef GREENLET_NO_OBSERVE
     return;
 #endif
-    g->slice_start = observe_ticks();
+    g->slice_start = run_time_since ? observe_ticks() : 0;
     g->reg_prev = registry_tail;
     g->reg_next = NULL;
     if (registry_tail) {
@@ -297,6 +334,43 @@ set_spawn_tracking(PyObject *module, PyObject *arg)
 }
 
 static PyObject *
+set_run_time_tracking(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) {
+        return NULL;
+    }
+    if (on && !run_time_since) {
+        calibrate();
+        run_time_since = observe_ticks();
+        if (run_time_since == 0) {
+            run_time_since = 1;
+        }
+    }
+    else if (!on && run_time_since) {
+        /* The calling thread's live slice is kept; other threads' running
+           greenlets lose the part of their slice since their last switch. */
+        ThreadRec *rec = threads_tls;
+        if (rec != NULL && rec->alive) {
+            GreenletImpl *cur = rec->current->pimpl;
+            cur->run_ticks += observe_ticks() - slice_begin(cur);
+        }
+        run_time_since = 0;
+    }
+    update_switch_work();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+get_run_time_tracking(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyBool_FromLong(run_time_since != 0);
+}
+
+static PyObject *
 get_spawn_tracking(PyObject *module, PyObject *unused)
 {
     (void)module;
@@ -383,6 +457,7 @@ log_activate(SwitchLogObject *log)
         active_logs_capacity = cap;
     }
     active_logs[observe_active_logs++] = log;
+    update_switch_work();
     log->active = 1;
     calibrate();
     return 0;
@@ -399,6 +474,7 @@ log_deactivate(SwitchLogObject *log)
             memmove(&active_logs[i], &active_logs[i + 1],
                     (size_t)(observe_active_logs - i - 1) * sizeof(*active_logs));
             observe_active_logs--;
+            update_switch_work();
             break;
         }
     }
@@ -592,6 +668,12 @@ static PyMethodDef observe_functions[] = {
     {"all_greenlets", all_greenlets, METH_NOARGS,
      "all_greenlets() -> list\n\nEvery greenlet alive in the process (all threads, every state,\n"
      "main greenlets included), in creation order."},
+    {"set_run_time_tracking", set_run_time_tracking, METH_O,
+     "set_run_time_tracking(on)\n\nAccount each greenlet's running time (gr_run_ns) from now on;\n"
+     "off by default: it reads the CPU clock at every switch.  False stops it\n"
+     "(the totals are kept)."},
+    {"get_run_time_tracking", get_run_time_tracking, METH_NOARGS,
+     "get_run_time_tracking() -> bool\n\nWhether gr_run_ns is being accounted."},
     {"set_spawn_tracking", set_spawn_tracking, METH_O,
      "set_spawn_tracking(depth)\n\nRecord the innermost 'depth' frames that create each new greenlet\n"
      "(gr_spawn_site); 0 turns it off."},

@@ -12,6 +12,9 @@
 #include "platform/select.h"
 
 extern int observe_active_logs;      /* number of SwitchLogs recording */
+/* Nonzero when a switch has more to do than count: run-time accounting is
+   on (bit 0) or a SwitchLog records (bit 1).  One test on the fast path. */
+extern int observe_switch_work;
 extern int observe_spawn_depth;      /* 0: spawn tracking off */
 
 static inline uint64_t
@@ -21,6 +24,7 @@ observe_ticks(void)
 }
 
 void observe_log_event(int kind, GreenletImpl *origin, GreenletImpl *target, uint64_t now);
+void observe_arrive_slow(GreenletImpl *origin, GreenletImpl *target, int kind);
 
 /*
  * GREENLET_NO_OBSERVE (benchmark-only build, GREENLET_CFLAGS=-DGREENLET_NO_OBSERVE):
@@ -41,12 +45,9 @@ observe_arrive(GreenletImpl *origin, GreenletImpl *target, int kind)
     (void)target;
     (void)kind;
 #else
-    uint64_t now = observe_ticks();
-    origin->run_ticks += now - origin->slice_start;
-    target->slice_start = now;
     target->switches++;
-    if (GREENLET_UNLIKELY(observe_active_logs)) {
-        observe_log_event(kind, origin, target, now);
+    if (GREENLET_UNLIKELY(observe_switch_work)) {
+        observe_arrive_slow(origin, target, kind);
     }
 #endif
 }

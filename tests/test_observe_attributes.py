@@ -31,6 +31,16 @@ def eventually(predicate, tries=200):
     return predicate()
 
 
+@pytest.fixture(autouse=True)
+def _run_time_tracking():
+    """gr_run_ns is accounted only while run-time tracking is on (it is off
+    by default); these tests are about what it measures."""
+    was = greenlet_pkg.get_run_time_tracking()
+    greenlet_pkg.set_run_time_tracking(True)
+    yield
+    greenlet_pkg.set_run_time_tracking(was)
+
+
 def snapshot(g):
     return {
         "state": g.gr_state,
@@ -408,6 +418,84 @@ def test_main_greenlet_of_exited_thread_stops_accumulating_time():
 
 # ---------------------------------------------------------------------------
 # gr_run_ns
+
+
+def test_run_time_tracking_is_off_by_default_and_counts_switches_anyway(run_python):
+    rc, out, err = run_python(
+        """
+        import time, greenlet
+        assert greenlet.get_run_time_tracking() is False
+
+        def spin(seconds):
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                pass
+
+        def run():
+            spin(0.02)
+            greenlet.getcurrent().parent.switch()
+            spin(0.02)
+
+        g = greenlet.greenlet(run)
+        g.switch(); g.switch()
+        print(g.gr_run_ns, g.gr_switches, greenlet.getcurrent().gr_run_ns)
+        """
+    )
+    assert rc == 0, err
+    run_ns, switches, main_ns = map(int, out.split())
+    assert (run_ns, switches, main_ns) == (0, 2, 0)
+
+
+def test_run_time_counts_from_when_tracking_is_turned_on():
+    greenlet_pkg.set_run_time_tracking(False)
+
+    def run():
+        busy_wait(0.03)  # before tracking: not counted
+        getcurrent().parent.switch()
+        greenlet_pkg.set_run_time_tracking(True)
+        t0 = time.perf_counter()
+        busy_wait(0.02)
+        getcurrent().parent.switch(time.perf_counter() - t0)
+
+    g = greenlet(run)
+    g.switch()
+    assert g.gr_run_ns == 0
+    assert greenlet_pkg.get_run_time_tracking() is False
+    counted = g.switch()
+    assert greenlet_pkg.get_run_time_tracking() is True
+    assert close_to(g.gr_run_ns, counted), (g.gr_run_ns, counted)
+
+
+def test_turning_run_time_tracking_off_keeps_the_totals():
+    def run():
+        busy_wait(0.02)
+        getcurrent().parent.switch()
+        busy_wait(0.02)
+
+    g = greenlet(run)
+    g.switch()
+    total = g.gr_run_ns
+    assert total >= 15 * MS
+    greenlet_pkg.set_run_time_tracking(False)
+    g.switch()
+    assert g.dead
+    assert g.gr_run_ns == total
+    assert greenlet_pkg.get_run_time_tracking() is False
+
+
+def test_run_time_tracking_takes_any_truth_value():
+    greenlet_pkg.set_run_time_tracking(0)
+    assert greenlet_pkg.get_run_time_tracking() is False
+    greenlet_pkg.set_run_time_tracking("yes")
+    assert greenlet_pkg.get_run_time_tracking() is True
+
+    class Bad:
+        def __bool__(self):
+            raise ZeroDivisionError("no truth")
+
+    with pytest.raises(ZeroDivisionError):
+        greenlet_pkg.set_run_time_tracking(Bad())
+    assert greenlet_pkg.get_run_time_tracking() is True
 
 
 def test_unstarted_greenlet_has_no_run_time():
