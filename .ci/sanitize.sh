@@ -60,13 +60,15 @@ if [ "$#" -eq 0 ]; then
         --deselect tests/test_faults.py::test_memory_error_from_huge_arguments
 else
     # The tests run from another directory: make test paths absolute.
-    args=()
+    # (Not the value of --deselect: a node id relative to the checkout.)
+    args=() prev=
     for a in "$@"; do
         p=${a%%::*}
-        if [ -n "$p" ] && [ -e "$p" ]; then
+        if [ "$prev" != --deselect ] && [ -n "$p" ] && [ -e "$p" ]; then
             a="$(cd "$(dirname "$p")" && pwd)/$(basename "$p")${a#"$p"}"
         fi
         args+=("$a")
+        prev=$a
     done
     set -- "${args[@]}"
 fi

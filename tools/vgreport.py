@@ -59,12 +59,14 @@ def _parse(path):
     try:
         return ET.fromstring(data)
     except ET.ParseError:
-        # A process killed mid-run leaves no closing tag: cut after the last
-        # complete error record and close the document.
-        cut = data.rfind(b"</error>")
-        if cut < 0:
-            raise
-        return ET.fromstring(data[: cut + len(b"</error>")] + b"</valgrindoutput>")
+        pass
+    # A process still running, or killed mid-run, leaves no closing tag: cut
+    # after the last complete record and close the document.
+    for tag in (b"</error>", b"</status>", b"</args>"):
+        cut = data.rfind(tag)
+        if cut >= 0:
+            return ET.fromstring(data[: cut + len(tag)] + b"</valgrindoutput>")
+    return ET.fromstring(data)
 
 
 def main(argv):
