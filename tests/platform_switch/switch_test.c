@@ -31,6 +31,11 @@
 
 #include "stack.c"
 
+/* src/faults.h (test-only fault injection of the extension): never armed
+   here. */
+int faults_armed = 0;
+int faults_fire(void) { return 0; }
+
 #define NG 8             /* greenlets per scenario, besides main */
 #define FRAME_WORDS 40   /* checked words in each frame */
 #define MAX_FRAMES 1024
