@@ -13,6 +13,10 @@
 #include "stack.h"
 #include "faults.h"
 
+#ifdef GREENLET_ASAN
+#  include <sanitizer/asan_interface.h>
+#endif
+
 static _Thread_local StackState *switch_origin;
 static _Thread_local StackState *switch_target;
 static _Thread_local int forced_failure;
@@ -69,6 +73,18 @@ stack_save_for_switch(char *stackref, intptr_t *delta)
         forced_failure = 0;
         return -1;
     }
+#ifdef GREENLET_ASAN
+    /* The switch takes the origin's frames out of the running stack without
+       returning from them, as a longjmp does, and the bytes of suspended
+       slices move between the stack and the heap while AddressSanitizer's
+       shadow keeps the redzone poison of whichever frames were there last.
+       Stale poison gives false reports (the runtime's memcpy check in
+       save_up_to, or interpreter code handing a stack buffer to an
+       intercepted libc call).  So, as compilers do before a longjmp, tell
+       the runtime from this deepest point of the origin to unpoison the
+       thread's stack above it. */
+    __asan_handle_no_return();
+#endif
     if (current->start == NULL) {
         /* The origin has finished: its slice is garbage and needs no copy. */
         current = current->prev;

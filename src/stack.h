@@ -29,10 +29,12 @@
 #if defined(__has_feature)
 #  if __has_feature(address_sanitizer)
 #    define GREENLET_NO_ASAN __attribute__((no_sanitize_address))
+#    define GREENLET_ASAN 1
 #  endif
 #endif
 #if !defined(GREENLET_NO_ASAN) && defined(__SANITIZE_ADDRESS__)
 #  define GREENLET_NO_ASAN __attribute__((no_sanitize_address))
+#  define GREENLET_ASAN 1
 #endif
 #ifndef GREENLET_NO_ASAN
 #  define GREENLET_NO_ASAN
