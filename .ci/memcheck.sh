@@ -29,6 +29,9 @@ PYENV_ROOT=${PYENV_ROOT:-$HOME/.pyenv}
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 unset PYTHONPATH PYTHONHOME PYTHONSTARTUP PYTHONSAFEPATH LD_PRELOAD
 
+# shellcheck source=lib.sh
+source "$REPO/.ci/lib.sh"
+
 log() { printf '[memcheck] %s\n' "$*"; }
 
 if ! command -v valgrind >/dev/null 2>&1; then
@@ -44,19 +47,6 @@ fi
 # for line numbers in the stacks.
 export GREENLET_CFLAGS="-g"
 
-find_python() {
-    local want=$1 dir cand
-    dir=$(find "$PYENV_ROOT/versions" -mindepth 1 -maxdepth 1 \
-              -regex ".*/${want//./\\.}\.[0-9]+" 2>/dev/null | sort -V | tail -n 1)
-    for cand in ${dir:+"$dir/bin/python"} "$(command -v "python$want" || true)"; do
-        [ -n "$cand" ] && [ -x "$cand" ] || continue
-        if [ "$("$cand" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$want" ]; then
-            printf '%s\n' "$cand"
-            return 0
-        fi
-    done
-    return 1
-}
 
 if [ "$#" -eq 0 ]; then
     # test_memory_error_from_huge_arguments fills the memory with a dict of
@@ -68,18 +58,8 @@ if [ "$#" -eq 0 ]; then
         --deselect tests/test_faults.py::test_memory_error_from_huge_arguments \
         --deselect tests/test_faults.py::test_memory_error_when_the_address_space_runs_out
 else
-    # The tests run from another directory: make test paths absolute.
-    # (Not the value of --deselect: a node id relative to the checkout.)
-    args=() prev=
-    for a in "$@"; do
-        p=${a%%::*}
-        if [ "$prev" != --deselect ] && [ -n "$p" ] && [ -e "$p" ]; then
-            a="$(cd "$(dirname "$p")" && pwd)/$(basename "$p")${a#"$p"}"
-        fi
-        args+=("$a")
-        prev=$a
-    done
-    set -- "${args[@]}"
+    absolute_test_args "$@"
+    set -- "${TEST_ARGS[@]}"
 fi
 
 overall=0
@@ -102,12 +82,7 @@ for v in $VERSIONS; do
     fi
     rm -rf "$src" "$run" "$xml"
     mkdir -p "$src" "$run" "$xml"
-    tar -C "$REPO" \
-        --exclude=./.git --exclude=./.venvs --exclude=./build --exclude=./dist \
-        --exclude='*.egg-info' --exclude='*.so' --exclude='*.o' \
-        --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis \
-        --exclude=./greenlet/greenlet.h \
-        -cf - . | tar -C "$src" -xf -
+    copy_tree "$src"
     if ! "$venv/bin/python" -m pip install "$src[test]" >"$base/pip.log" 2>&1; then
         tail -n 60 "$base/pip.log"
         log "Python $v: BUILD FAILED (log: $base/pip.log)"

@@ -24,6 +24,9 @@ TEST_TIMEOUT=${GREENLET_TEST_TIMEOUT:-1800}
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 unset PYTHONPATH PYTHONHOME PYTHONSTARTUP PYTHONSAFEPATH
 
+# shellcheck source=lib.sh
+source "$REPO/.ci/lib.sh"
+
 log() { printf '[refleak] %s\n' "$*"; }
 
 PY=python3.11-dbg
@@ -57,12 +60,7 @@ if ! "$venv/bin/python" -c 'import sys, pip; sys.gettotalrefcount' >/dev/null 2>
 fi
 rm -rf "$src" "$run"
 mkdir -p "$src" "$run"
-tar -C "$REPO" \
-    --exclude=./.git --exclude=./.venvs --exclude=./build --exclude=./dist \
-    --exclude='*.egg-info' --exclude='*.so' --exclude='*.o' \
-    --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis \
-    --exclude=./greenlet/greenlet.h \
-    -cf - . | tar -C "$src" -xf -
+copy_tree "$src"
 t0=$SECONDS
 if ! "$venv/bin/python" -m pip install "$src[test]" >"$WORK/pip.log" 2>&1; then
     tail -n 60 "$WORK/pip.log"
@@ -82,18 +80,8 @@ if [ "$#" -eq 0 ]; then
         set -- "$@" "$f"
     done
 else
-    # The tests run from another directory: make test paths absolute.
-    # (Not the value of --deselect: a node id relative to the checkout.)
-    args=() prev=
-    for a in "$@"; do
-        p=${a%%::*}
-        if [ "$prev" != --deselect ] && [ -n "$p" ] && [ -e "$p" ]; then
-            a="$(cd "$(dirname "$p")" && pwd)/$(basename "$p")${a#"$p"}"
-        fi
-        args+=("$a")
-        prev=$a
-    done
-    set -- "${args[@]}"
+    absolute_test_args "$@"
+    set -- "${TEST_ARGS[@]}"
 fi
 t1=$SECONDS
 set +e

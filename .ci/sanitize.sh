@@ -24,6 +24,9 @@ PYENV_ROOT=${PYENV_ROOT:-$HOME/.pyenv}
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 unset PYTHONPATH PYTHONHOME PYTHONSTARTUP PYTHONSAFEPATH LD_PRELOAD
 
+# shellcheck source=lib.sh
+source "$REPO/.ci/lib.sh"
+
 log() { printf '[sanitize] %s\n' "$*"; }
 
 CC=${CC:-gcc}
@@ -37,19 +40,6 @@ LIBASAN=$(readlink -f "$LIBASAN")
 # -O1 keeps stack traces readable; frame pointers make them complete.
 export GREENLET_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -g -O1"
 
-find_python() {
-    local want=$1 dir cand
-    dir=$(find "$PYENV_ROOT/versions" -mindepth 1 -maxdepth 1 \
-              -regex ".*/${want//./\\.}\.[0-9]+" 2>/dev/null | sort -V | tail -n 1)
-    for cand in ${dir:+"$dir/bin/python"} "$(command -v "python$want" || true)"; do
-        [ -n "$cand" ] && [ -x "$cand" ] || continue
-        if [ "$("$cand" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$want" ]; then
-            printf '%s\n' "$cand"
-            return 0
-        fi
-    done
-    return 1
-}
 
 if [ "$#" -eq 0 ]; then
     # test_memory_error_from_huge_arguments fills the memory with a dict of
@@ -59,18 +49,8 @@ if [ "$#" -eq 0 ]; then
     set -- "$REPO"/tests/test_*.py \
         --deselect tests/test_faults.py::test_memory_error_from_huge_arguments
 else
-    # The tests run from another directory: make test paths absolute.
-    # (Not the value of --deselect: a node id relative to the checkout.)
-    args=() prev=
-    for a in "$@"; do
-        p=${a%%::*}
-        if [ "$prev" != --deselect ] && [ -n "$p" ] && [ -e "$p" ]; then
-            a="$(cd "$(dirname "$p")" && pwd)/$(basename "$p")${a#"$p"}"
-        fi
-        args+=("$a")
-        prev=$a
-    done
-    set -- "${args[@]}"
+    absolute_test_args "$@"
+    set -- "${TEST_ARGS[@]}"
 fi
 
 overall=0
@@ -93,12 +73,7 @@ for v in $VERSIONS; do
     fi
     rm -rf "$src" "$run" "$reports"
     mkdir -p "$src" "$run" "$reports"
-    tar -C "$REPO" \
-        --exclude=./.git --exclude=./.venvs --exclude=./build --exclude=./dist \
-        --exclude='*.egg-info' --exclude='*.so' --exclude='*.o' \
-        --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis \
-        --exclude=./greenlet/greenlet.h \
-        -cf - . | tar -C "$src" -xf -
+    copy_tree "$src"
     if ! "$venv/bin/python" -m pip install "$src[test]" >"$base/pip.log" 2>&1; then
         tail -n 60 "$base/pip.log"
         log "Python $v: BUILD FAILED (log: $base/pip.log)"

@@ -33,23 +33,11 @@ PYENV_ROOT=${PYENV_ROOT:-$HOME/.pyenv}
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 unset PYTHONPATH PYTHONHOME PYTHONSTARTUP PYTHONSAFEPATH
 
+# shellcheck source=lib.sh
+source "$REPO/.ci/lib.sh"
+
 log() { printf '[test_all] %s\n' "$*"; }
 
-# Print the interpreter for version $1 (e.g. 3.12): the newest patch release
-# under pyenv, else pythonX.Y on PATH if it really is that version.
-find_python() {
-    local want=$1 dir cand
-    dir=$(find "$PYENV_ROOT/versions" -mindepth 1 -maxdepth 1 \
-              -regex ".*/${want//./\\.}\.[0-9]+" 2>/dev/null | sort -V | tail -n 1)
-    for cand in ${dir:+"$dir/bin/python"} "$(command -v "python$want" || true)"; do
-        [ -n "$cand" ] && [ -x "$cand" ] || continue
-        if [ "$("$cand" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$want" ]; then
-            printf '%s\n' "$cand"
-            return 0
-        fi
-    done
-    return 1
-}
 
 declare -A PYTHON
 missing=0
@@ -71,6 +59,10 @@ declare -A STATUS DETAIL
 total_passed=0 total_failed=0 total_skipped=0
 overall=0
 run_start=$SECONDS
+if [ "$#" -gt 0 ]; then
+    absolute_test_args "$@"
+    set -- "${TEST_ARGS[@]}"
+fi
 
 for v in $VERSIONS; do
     py=${PYTHON[$v]}
@@ -91,12 +83,7 @@ for v in $VERSIONS; do
     # 2. A clean copy of the work tree (uncommitted files included).
     rm -rf "$src" "$run"
     mkdir -p "$src" "$run"
-    tar -C "$REPO" \
-        --exclude=./.git --exclude=./.venvs --exclude=./build --exclude=./dist \
-        --exclude='*.egg-info' --exclude='*.so' --exclude='*.o' \
-        --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis \
-        --exclude=./greenlet/greenlet.h \
-        -cf - . | tar -C "$src" -xf -
+    copy_tree "$src"
 
     # 3. Install it, with the test dependencies.
     pip_log=$base/pip.log
