@@ -454,6 +454,13 @@ class _Untracked:
         everything = gc.get_objects()
         everything.append(_frame_locals())  # live frames hold untracked ones too
         for obj in everything:
+            if isinstance(obj, types.ModuleType):
+                # Never needed (a module's namespace is a tracked dict), and
+                # unsafe: CPython 3.12.1's _asyncio module hands out the dead
+                # FutureIter objects of its free list, and the reference
+                # get_referents() takes and drops frees one a second time,
+                # looping the free list (the next get_referrers() hangs).
+                continue
             for item in gc.get_referents(obj):
                 if _untracked_kind(item) and id(item) not in seen:
                     seen.add(id(item))
