@@ -43,3 +43,29 @@ absolute_test_args() {
         prev=$a
     done
 }
+
+# Build and install a copy of the checkout, with the [test] extra, into the
+# venv $2/py$1/venv (reused when it is of that version).  Sets base, venv,
+# src and run (emptied); on failure sets BUILD_FAILURE and returns 1.
+build_in_venv() {
+    local v=$1 py
+    base=$2/py$v venv=$2/py$v/venv src=$2/py$v/src run=$2/py$v/run
+    BUILD_FAILURE=
+    if ! py=$(find_python "$v"); then
+        BUILD_FAILURE="no interpreter"
+        return 1
+    fi
+    mkdir -p "$base"
+    if ! "$venv/bin/python" -c "import sys, pip; assert '%d.%d' % sys.version_info[:2] == '$v'" >/dev/null 2>&1; then
+        rm -rf "$venv"
+        "$py" -m venv "$venv"
+    fi
+    rm -rf "$src" "$run"
+    mkdir -p "$src" "$run"
+    copy_tree "$src"
+    if ! "$venv/bin/python" -m pip install "$src[test]" >"$base/pip.log" 2>&1; then
+        tail -n 60 "$base/pip.log"
+        BUILD_FAILURE="build (log: $base/pip.log)"
+        return 1
+    fi
+}

@@ -58,29 +58,15 @@ declare -A RESULT
 start=$SECONDS
 for v in $VERSIONS; do
     t0=$SECONDS
-    if ! py=$(find_python "$v"); then
-        log "ERROR: no Python $v"
-        RESULT[$v]="FAIL no interpreter"
+    if ! build_in_venv "$v" "$WORK"; then
+        log "Python $v: FAILED: $BUILD_FAILURE"
+        RESULT[$v]="FAIL $BUILD_FAILURE"
         overall=1
         continue
     fi
-    base=$WORK/py$v venv=$WORK/py$v/venv src=$WORK/py$v/src run=$WORK/py$v/run
     reports=$base/reports
-    mkdir -p "$base"
-    if ! "$venv/bin/python" -c "import sys, pip; assert '%d.%d' % sys.version_info[:2] == '$v'" >/dev/null 2>&1; then
-        rm -rf "$venv"
-        "$py" -m venv "$venv"
-    fi
-    rm -rf "$src" "$run" "$reports"
-    mkdir -p "$src" "$run" "$reports"
-    copy_tree "$src"
-    if ! "$venv/bin/python" -m pip install "$src[test]" >"$base/pip.log" 2>&1; then
-        tail -n 60 "$base/pip.log"
-        log "Python $v: BUILD FAILED (log: $base/pip.log)"
-        RESULT[$v]="FAIL build"
-        overall=1
-        continue
-    fi
+    rm -rf "$reports"
+    mkdir -p "$reports"
     so=$(find "$venv" -name "_greenlet*.so" | head -n 1)
     if ! ldd "$so" 2>/dev/null | grep libasan >/dev/null; then
         log "Python $v: $so is not linked with libasan: GREENLET_CFLAGS was not applied"
